@@ -1,0 +1,184 @@
+"""Admin for connectors and API clients (administrators' screens)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+
+from . import compat, services
+from .forms import ApiClientAdminForm, ConnectorAdminForm
+from .models import ApiClient, Connector
+
+
+def connector_rules() -> dict[str, Any]:
+    """What the change form's JavaScript needs to show the right fields and choices."""
+    return {
+        "apiTypes": compat.API_TYPES,
+        "authTypes": compat.AUTH_TYPES,
+        "soapOnlyAuthTypes": compat.SOAP_ONLY_AUTH_TYPES,
+        "authFields": {
+            auth: list(required + optional)
+            for auth, (required, optional) in compat.AUTH_FIELDS.items()
+        },
+        "typeOnlyFields": compat.TYPE_ONLY_FIELDS,
+    }
+
+
+@admin.register(Connector)
+class ConnectorAdmin(admin.ModelAdmin):
+    form = ConnectorAdminForm
+    change_form_template = "admin/connectors/connector/change_form.html"
+    list_display = (
+        "name", "type", "source_app", "enabled", "api_type", "auth_type", "status",
+    )
+    list_filter = ("type", "enabled", "auth_type", "source_app")
+    search_fields = ("name", "source_app", "uri")
+    list_per_page = 50
+    actions = ("enable_connectors", "disable_connectors")
+    readonly_fields = ("status", "last_tested_at", "last_test_message", "created_at", "updated_at")
+    fieldsets = (
+        ("Basic info", {"fields": ("name", "description")}),
+        (
+            "Connector info",
+            {
+                "fields": (
+                    "type", "enabled", "uri", "api_type", "source_app", "source_type",
+                    "crud_types", "payload_style", "timeout_s", "retry_schedule",
+                )
+            },
+        ),
+        (
+            "Authentication info",
+            {
+                "fields": (
+                    "auth_type", "login", "password", "tenant_id", "client_id",
+                    "client_secret", "token_url", "scope", "signing_secret",
+                ),
+                "description": "Only the fields the chosen authentication uses are shown. "
+                "Secrets are stored encrypted and never shown again: leave a secret blank to "
+                "keep it, tick “clear” to remove it.",
+            },
+        ),
+        (
+            "Status",
+            {"fields": ("status", "last_tested_at", "last_test_message", "created_at",
+                        "updated_at")},
+        ),
+    )
+
+    class Media:
+        js = ("connectors/connector_form.js",)
+        css = {"all": ("connectors/admin.css",)}
+
+    @admin.display(description="status")
+    def status(self, obj: Connector) -> str:
+        if not obj.pk:
+            return "–"
+        if not obj.enabled:
+            return format_html('<span class="dc-status dc-off">disabled</span>')
+        if obj.last_test_ok is None or obj.last_tested_at is None:
+            return format_html('<span class="dc-status dc-unknown">not tested yet</span>')
+        ago = timesince(obj.last_tested_at, timezone.now()).split(",")[0]
+        if obj.last_test_ok:
+            return format_html(
+                '<span class="dc-status dc-ok">connection OK</span> <small>{} ago</small>', ago
+            )
+        return format_html(
+            '<span class="dc-status dc-fail" title="{}">failing</span> <small>{} ago</small>',
+            obj.last_test_message,
+            ago,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
+        services.connector_prepare(obj)
+        super().save_model(request, obj, form, change)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        context["connector_rules"] = connector_rules()
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.action(description="Enable selected connectors", permissions=["change"])
+    def enable_connectors(self, request: HttpRequest, queryset: QuerySet[Connector]) -> None:
+        count = services.connectors_set_enabled(queryset, enabled=True)
+        self.message_user(request, f"Enabled {count} connector(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable selected connectors", permissions=["change"])
+    def disable_connectors(self, request: HttpRequest, queryset: QuerySet[Connector]) -> None:
+        count = services.connectors_set_enabled(queryset, enabled=False)
+        self.message_user(request, f"Disabled {count} connector(s).", messages.SUCCESS)
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    form = ApiClientAdminForm
+    list_display = ("name", "key_hint", "allowed_source_apps", "is_active", "created_at",
+                    "last_used_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "key_prefix")
+    readonly_fields = ("key_hint", "created_at", "last_used_at")
+    actions = ("issue_new_key",)
+
+    @admin.display(description="key")
+    def key_hint(self, obj: ApiClient) -> str:
+        return f"{obj.key_prefix}…" if obj.key_prefix else "–"
+
+    @admin.display(description="allowed source apps")
+    def allowed_source_apps(self, obj: ApiClient) -> str:
+        return ", ".join(obj.source_apps)
+
+    def get_fields(self, request: HttpRequest, obj: ApiClient | None = None) -> Any:
+        if obj is None:
+            return ["name", "source_apps", "is_active"]
+        return ["name", "key_hint", "source_apps", "is_active", "created_at", "last_used_at"]
+
+    def save_model(self, request: HttpRequest, obj: ApiClient, form: Any, change: bool) -> None:
+        if not change:
+            # Kept on the request only: the key is rendered once, in the response to this POST.
+            request.dimeconnect_new_key = services.api_client_assign_key(obj)  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        key = getattr(request, "dimeconnect_new_key", None)
+        if key is None:  # pragma: no cover - save_model always sets it on add
+            return super().response_add(request, obj, post_url_continue)
+        return self._show_key(request, obj, key, created=True)
+
+    def _show_key(
+        self, request: HttpRequest, client: ApiClient, key: str, *, created: bool
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "client": client,
+            "api_key": key,
+            "created": created,
+            "title": f"API key for {client.name}",
+        }
+        response = TemplateResponse(request, "admin/connectors/apiclient/key_once.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Issue a new key (the old one stops working)",
+                  permissions=["change"])
+    def issue_new_key(
+        self, request: HttpRequest, queryset: QuerySet[ApiClient]
+    ) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(
+                request, "Select exactly one API client to issue a new key for.", messages.ERROR
+            )
+            return None
+        client = queryset.get()
+        key = services.api_client_rotate_key(client)
+        return self._show_key(request, client, key, created=False)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DimeconnectConfig(AppConfig):
+    name = "dimeconnect"
+    verbose_name = "DimeConnect"

@@ -1,0 +1,1 @@
+"""Resources' mailboxes and their Outlook sync state (Exchange sync issues)."""
