@@ -140,7 +140,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # Hashed, compressed files need `collectstatic` (which `serve` runs); off in DEBUG and the tests.
 STATICFILES_MANIFEST: bool = env.bool("STATICFILES_MANIFEST", default=not DEBUG)
 STORAGES = {
