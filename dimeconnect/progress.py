@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Protocol
+
+
+class Stream(Protocol):
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
 
 
 class ProgressBar:
     """Draws `label [#####     ] done/total` on one line of a terminal; plain lines otherwise."""
 
-    def __init__(self, stream: TextIO, label: str, total: int, width: int = 30) -> None:
+    def __init__(self, stream: Stream, label: str, total: int, width: int = 30) -> None:
         self.stream, self.label, self.total, self.width = stream, label, total, width
         self.done = 0
         self.tty = bool(getattr(stream, "isatty", lambda: False)())

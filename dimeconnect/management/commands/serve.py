@@ -65,7 +65,9 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             failed = self._watch(children, lambda: stopping)
         finally:
