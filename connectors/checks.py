@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from . import crypto
 
 
 @register("dimeconnect", deploy=False)
-def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """connectors.E001/E002 refuse DEBUG=False without SECRET_KEY or FIELD_ENCRYPTION_KEYS;
-    connectors.E003 refuses encryption keys that are not Fernet keys, in any mode."""
-    errors: list[Error] = []
+    connectors.E003 refuses encryption keys that are not Fernet keys, in any mode;
+    connectors.W001 warns in DEBUG that secrets cannot be saved without a key."""
+    errors: list[CheckMessage] = []
     keys = [key for key in settings.FIELD_ENCRYPTION_KEYS if key.strip()]
     if not settings.DEBUG:
         if settings.SECRET_KEY == settings.INSECURE_SECRET_KEY_PLACEHOLDER:
@@ -34,6 +35,14 @@ def check_production_secrets(app_configs: Any = None, **kwargs: Any) -> list[Err
                     id="connectors.E002",
                 )
             )
+    elif not keys:
+        errors.append(
+            Warning(
+                "FIELD_ENCRYPTION_KEYS is not set: saving a connector secret will fail.",
+                hint="`make run` writes a development key into .env; or set one yourself.",
+                id="connectors.W001",
+            )
+        )
     if keys:
         try:
             crypto.parse_keys(keys)

@@ -24,11 +24,12 @@ def test_production_without_secret_key_or_encryption_keys_is_refused(settings):
     assert "connectors.E001: SECRET_KEY is not set and DEBUG is off." in str(caught.value)
 
 
-def test_development_may_run_without_them(settings):
+def test_development_may_run_without_them_with_a_warning(settings):
     settings.DEBUG = True
     settings.SECRET_KEY = settings.INSECURE_SECRET_KEY_PLACEHOLDER
     settings.FIELD_ENCRYPTION_KEYS = []
-    assert check_production_secrets() == []
+    assert ids(check_production_secrets()) == ["connectors.W001"]
+    refuse_unsafe_start()  # a warning does not stop it
 
 
 def test_a_malformed_key_is_refused_in_any_mode(settings):
