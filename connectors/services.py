@@ -87,7 +87,7 @@ class SpecError(Exception):
         self.errors = errors
 
 
-def _field_messages(exc: ValidationError) -> list[tuple[str, str]]:
+def field_messages(exc: ValidationError) -> list[tuple[str, str]]:
     if hasattr(exc, "error_dict"):
         return [
             (name, message)
@@ -97,15 +97,24 @@ def _field_messages(exc: ValidationError) -> list[tuple[str, str]]:
     return [("__all__", message) for message in exc.messages]
 
 
-def _apply_values(connector: Connector, values: Mapping[str, Any]) -> list[str]:
-    """Set the given values; returns the changed field names (secrets compared, never shown)."""
+def _apply_values(
+    connector: Connector, values: Mapping[str, Any], errors: list[tuple[str, str]]
+) -> list[str]:
+    """Set the given values; returns the changed field names (secrets compared, never shown).
+
+    A value the field cannot read (an unknown CRUD type) is left unset and added to `errors`.
+    """
     changed = []
     for name, value in values.items():
         if name in SECRET_FIELDS and value is None:
             continue  # null/absent secret keeps the stored one
         current = getattr(connector, name)
         if name == "crud_types":
-            value = connector._meta.get_field(name).to_python(value)  # type: ignore[union-attr]
+            try:
+                value = connector._meta.get_field(name).to_python(value)  # type: ignore[union-attr]
+            except ValidationError as exc:
+                errors.extend((name, message) for message in exc.messages)
+                continue
         if current != value:
             setattr(connector, name, value)
             changed.append(name)
@@ -133,12 +142,15 @@ def connectors_upsert(specs: Sequence[ConnectorSpec], *, dry_run: bool = False) 
         seen[name] = spec.label
         connector = existing.get(name) or Connector()
         is_new = connector.pk is None
-        changed = _apply_values(connector, spec.values)
+        field_errors: list[tuple[str, str]] = []
+        changed = _apply_values(connector, spec.values, field_errors)
         connector_prepare(connector)
         try:
             connector.full_clean(validate_unique=False)
         except ValidationError as exc:
-            errors.extend(f"{spec.label}: {f}: {m}" for f, m in _field_messages(exc))
+            field_errors.extend(field_messages(exc))
+        if field_errors:
+            errors.extend(f"{spec.label}: {f}: {m}" for f, m in field_errors)
             continue
         action = "create" if is_new else ("update" if changed else "unchanged")
         planned.append((connector, SpecChange(name, action, [] if is_new else changed)))

@@ -32,9 +32,8 @@ class Command(BaseCommand):
             client, key = services.api_client_create(name=name, source_apps=source_apps)
         except ValidationError as exc:
             lines = [
-                f"{field}: {message}" if field != "__all__" else message
-                for field, messages in getattr(exc, "message_dict", {"__all__": exc.messages}).items()
-                for message in messages
+                message if field == "__all__" else f"{field}: {message}"
+                for field, message in services.field_messages(exc)
             ]
             raise CommandError("Cannot create the API client: " + " ".join(lines)) from None
         self.stdout.write(
