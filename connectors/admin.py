@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -14,7 +14,7 @@ from django.utils.timesince import timesince
 
 from . import compat, services
 from .forms import ApiClientAdminForm, ConnectorAdminForm
-from .models import ApiClient, Connector
+from .models import SECRET_FIELDS, ApiClient, Connector
 
 
 def connector_rules() -> dict[str, Any]:
@@ -28,7 +28,17 @@ def connector_rules() -> dict[str, Any]:
             for auth, (required, optional) in compat.AUTH_FIELDS.items()
         },
         "typeOnlyFields": compat.TYPE_ONLY_FIELDS,
+        # What a type-only choice goes back to when the chosen type does not use it.
+        "typeOnlyDefaults": {
+            name: _default_of(name) for name in compat.TYPE_ONLY_FIELDS if name not in SECRET_FIELDS
+        },
     }
+
+
+def _default_of(name: str) -> Any:
+    field = Connector._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field.get_default()
 
 
 @admin.register(Connector)
@@ -77,14 +87,21 @@ class ConnectorAdmin(admin.ModelAdmin):
         js = ("connectors/connector_form.js",)
         css = {"all": ("connectors/admin.css",)}
 
+    def get_fieldsets(self, request: HttpRequest, obj: Connector | None = None) -> Any:
+        # A connector being added has no status yet: a group of dashes only adds noise.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return [fieldset for fieldset in fieldsets if fieldset[0] != "Status"]
+        return fieldsets
+
     @admin.display(description="status")
     def status(self, obj: Connector) -> str:
         if not obj.pk:
             return "–"
         if not obj.enabled:
-            return format_html('<span class="dc-status dc-off">disabled</span>')
+            return format_html('<span class="dc-status dc-off">{}</span>', "disabled")
         if obj.last_test_ok is None or obj.last_tested_at is None:
-            return format_html('<span class="dc-status dc-unknown">not tested yet</span>')
+            return format_html('<span class="dc-status dc-unknown">{}</span>', "not tested yet")
         ago = timesince(obj.last_tested_at, timezone.now()).split(",")[0]
         if obj.last_test_ok:
             return format_html(

@@ -64,6 +64,11 @@ class SecretField(forms.Field):
         kwargs["required"] = False
         super().__init__(**kwargs)
 
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # A refused form is rendered again: show the stored secret's status (and its "clear"
+        # box), never the posted input (which is not a str and would read as "not set").
+        return initial
+
     def has_changed(self, initial: Any, data: Any) -> bool:
         return isinstance(data, SecretInputValue) and (bool(data.new) or data.clear)
 

@@ -26,9 +26,19 @@
 
     function row(name) { return form.querySelector(".form-row.field-" + name); }
 
+    // A row holding an error message stays visible: a hidden error cannot be fixed.
     function setVisible(name, visible) {
       var node = row(name);
-      if (node) { node.hidden = !visible; }
+      if (node) { node.hidden = !visible && !node.classList.contains("errors"); }
+    }
+
+    // A hidden type-only choice goes back to its default, which every connector type accepts
+    // (e.g. a payload style left from a webhook would otherwise refuse a change to NAV).
+    function resetToDefault(name) {
+      var input = form.querySelector("select[name='" + name + "']");
+      if (input && Object.prototype.hasOwnProperty.call(rules.typeOnlyDefaults || {}, name)) {
+        input.value = rules.typeOnlyDefaults[name];
+      }
     }
 
     function restrict(select, allowed) {
@@ -39,7 +49,9 @@
         option.disabled = !ok;
         option.hidden = !ok;
       });
-      if (current && allowed.indexOf(current) === -1 && allowed.length) {
+      // A choice the type refuses moves to the first allowed one; a blank choice is filled in
+      // when there is only one possibility (a webhook is always REST, NAV always SOAP).
+      if (allowed.length && allowed.indexOf(current) === -1 && (current || allowed.length === 1)) {
         select.value = allowed[0];
       }
     }
@@ -58,7 +70,9 @@
         setVisible(name, shown.indexOf(name) !== -1);
       });
       Object.keys(rules.typeOnlyFields).forEach(function (name) {
-        setVisible(name, !type || rules.typeOnlyFields[name].indexOf(type) !== -1);
+        var used = !type || rules.typeOnlyFields[name].indexOf(type) !== -1;
+        setVisible(name, used);
+        if (!used) { resetToDefault(name); }
       });
     }
 
