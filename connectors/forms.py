@@ -38,11 +38,16 @@ class SecretInput(forms.Widget):
 
     template_name = "connectors/widgets/secret_input.html"
 
+    def __init__(self, attrs: dict[str, Any] | None = None, *, empty_hint: str = "enter a value"):
+        super().__init__(attrs)
+        self.empty_hint = empty_hint
+
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, None, attrs)  # the value never reaches the page
         context["widget"]["status"] = secret_status(value if isinstance(value, str) else "")
         context["widget"]["is_set"] = bool(value) and isinstance(value, str)
         context["widget"]["clear_name"] = f"{name}__clear"
+        context["widget"]["empty_hint"] = self.empty_hint
         return context
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> SecretInputValue:
@@ -59,8 +64,10 @@ class SecretField(forms.Field):
 
     def __init__(self, **kwargs: Any) -> None:
         # TextField.formfield passes text options (a Textarea, max_length) that do not apply.
-        for option in ("max_length", "empty_value", "widget"):
+        for option in ("max_length", "empty_value"):
             kwargs.pop(option, None)
+        if not isinstance(kwargs.get("widget"), SecretInput):
+            kwargs.pop("widget", None)
         kwargs["required"] = False
         super().__init__(**kwargs)
 
@@ -82,6 +89,7 @@ class ConnectorAdminForm(forms.ModelForm):
             "description": forms.Textarea(attrs={"rows": 3}),
             "uri": forms.URLInput(attrs={"size": 80}),
             "token_url": forms.URLInput(attrs={"size": 80}),
+            "signing_secret": SecretInput(empty_hint="leave blank to generate one"),
         }
 
     def clean(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
+from . import compat
 from .compat import ConnectorType
 from .models import SECRET_FIELDS, ApiClient, Connector
 
@@ -37,8 +38,18 @@ def signing_secret_generate() -> str:
 def connector_prepare(connector: Connector) -> None:
     """Fill what a connector gets by default before it is validated and saved.
 
-    A webhook connector without a signing secret gets a new one.
+    Secrets its type and auth type do not use are dropped (a password left behind by a switch to
+    Entra ID would be hidden in the admin, yet kept). A webhook connector without a signing
+    secret gets a new one.
     """
+    required, optional = compat.AUTH_FIELDS.get(connector.auth_type, ((), ()))
+    used = set(required + optional)
+    used.update(
+        name for name, types in compat.TYPE_ONLY_FIELDS.items() if connector.type in types
+    )
+    for name in SECRET_FIELDS:
+        if name not in used:
+            setattr(connector, name, "")
     if connector.type == ConnectorType.WEBHOOK and not connector.signing_secret:
         connector.signing_secret = signing_secret_generate()
 

@@ -528,3 +528,12 @@ def test_issuing_a_new_key_for_two_clients_is_refused(admin_client):
     assert 'id="api-key"' not in response.content.decode()
     assert services.api_client_for_key(first_key) == first
     assert services.api_client_for_key(second_key) == second
+
+
+@pytest.mark.django_db
+def test_the_add_form_says_a_blank_signing_secret_is_generated(admin_client):
+    response = admin_client.get("/admin/connectors/connector/add/")
+    html = response.content.decode()
+    assert 'name="signing_secret"' in html
+    assert 'placeholder="leave blank to generate one"' in html
+    assert 'placeholder="enter a value"' in html  # the other secrets

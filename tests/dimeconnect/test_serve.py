@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -61,6 +62,11 @@ def process_group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_the_embedded_database_runs_in_wal_mode(app_env, tmp_path):
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_serve_runs_the_web_server_and_the_cluster_and_ctrl_c_stops_both(app_env, tmp_path):
