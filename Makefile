@@ -25,8 +25,8 @@ install-dev: $(VENV)/.installed-dev
 ## run: the app on SQLite (WAL) and the django-q2 ORM broker; Ctrl-C stops it
 run: $(VENV)/.installed
 	$(BIN)/python -m dimeconnect.envfile
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py first_run
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py first_run --url http://$(BIND)/admin/
 	$(BIN)/python manage.py serve --bind $(BIND)
 
 ## test: the whole suite (DATABASE_URL / REDIS_URL select PostgreSQL and Redis)
