@@ -50,9 +50,13 @@ class Faults:
     hang: bool = False  # never answer (until the server stops)
     drip_s: float = 0.0  # send the body one byte every drip_s seconds
     count: int | None = None  # how many requests; None = all until reset
+    path: str | None = None  # only requests whose path contains this ("/token"); None = all
 
     def active(self) -> bool:
         return self.count is None or self.count > 0
+
+    def applies_to(self, path: str) -> bool:
+        return self.path is None or self.path in path
 
     def consume(self) -> None:
         if self.count is not None:
@@ -79,6 +83,9 @@ class FakeHandler(BaseHTTPRequestHandler):
     server: FakeHTTPServer
     protocol_version = "HTTP/1.1"
     body: bytes = b""
+    # Headers the next reply() adds, set by a gate for this request only (e.g. the final
+    # `WWW-Authenticate: Negotiate …` token of a SPNEGO handshake on the 200).
+    extra_headers: dict[str, str] = {}  # replaced (never mutated) per request in _dispatch
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet in tests
         pass
@@ -104,7 +111,7 @@ class FakeHandler(BaseHTTPRequestHandler):
     def _apply_faults(self) -> bool:
         with self.server.lock:
             faults = self.server.faults
-            if faults is None or not faults.active():
+            if faults is None or not faults.active() or not faults.applies_to(self.recorded.path):
                 return False
             faults.consume()
         if faults.hang:
@@ -133,6 +140,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         return True
 
     def _dispatch(self, method: str) -> None:
+        self.extra_headers = {}
         self.body = self._read_body()
         self.recorded = self._record()
         if self._apply_faults():
@@ -172,7 +180,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         if payload or content_type != "application/json":
             self.send_header("Content-Type", content_type)
-        for name, value in (headers or {}).items():
+        for name, value in {**self.extra_headers, **(headers or {})}.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -189,7 +197,10 @@ class FakeServer:
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.scheme = "https" if tls is not None else "http"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll interval: stop() (shutdown) waits for one poll, 0.5 s by default.
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def port(self) -> int:
