@@ -193,6 +193,9 @@ def requests_call(
     deadline = started + total_timeout(connector)
     kwargs.setdefault("timeout", request_timeouts(connector))
     kwargs.setdefault("allow_redirects", False)
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace session.verify unless verify is
+    # given per request: give it, so the seam's trust (certifi + HTTP_CA_BUNDLE) always holds.
+    kwargs.setdefault("verify", session.verify)
     try:
         response = session.request(method, url, stream=True, **kwargs)
         content = read_within(_iter_requests(response), deadline)

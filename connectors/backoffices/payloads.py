@@ -67,6 +67,14 @@ SOAP_ELEMENTS: dict[str, str] = {
     "Backoffice_Id": "backofficeId",
 }
 
+# The page's subpage part holding the resource lines, as NAV pages expose lines: a part element
+# of a `…_List` type whose items are the line elements.
+SOAP_LINES_PART = "Appointment_Resources"
+SOAP_LINE_ELEMENT = "Appointment_Resource_Line"
+SOAP_LINE_FIELDS: dict[str, str] = {"Resource_No": "resourceNo"}
+# Every element of the page record soap_record may fill (the SOAP client checks the page has them).
+SOAP_RECORD_ELEMENTS: tuple[str, ...] = (*SOAP_ELEMENTS, SOAP_LINES_PART)
+
 
 def iso_utc(value: datetime) -> str:
     """An aware datetime as ISO 8601 in UTC with a Z ("2026-11-21T09:00:00Z")."""
@@ -157,13 +165,19 @@ def bc_staging_record(change: AppointmentChange) -> dict[str, Any]:
 
 
 def soap_record(change: AppointmentChange) -> dict[str, Any]:
-    """The `Appointment` page record for zeep: page element names, plus the resource lines."""
+    """The `Appointment` page record for zeep: page element names, plus the resource lines.
+
+    Without resources the part is left out: the list type needs at least one line element.
+    """
     staging = bc_staging_record(change)
     record = {element: staging[field] for element, field in SOAP_ELEMENTS.items()}
     record["Planning_Quantity"] = _decimal(staging["planningQuantity"]) or Decimal(0)
-    record["Appointment_Resources"] = {
-        "Appointment_Resource_Line": [
-            {"Resource_No": line["resourceNo"]} for line in staging["appointmentResources"]
-        ]
-    }
+    for element in ("Start", "End"):  # an empty xsd:dateTime is invalid; leave it out instead
+        record[element] = record[element] or None
+    lines = [
+        {element: line[field] for element, field in SOAP_LINE_FIELDS.items()}
+        for line in staging["appointmentResources"]
+    ]
+    if lines:
+        record[SOAP_LINES_PART] = {SOAP_LINE_ELEMENT: lines}
     return record
