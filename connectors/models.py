@@ -95,6 +95,10 @@ class Connector(models.Model):
         help_text="Webhook only: the whsec_… secret the payloads are signed with "
         "(Standard Webhooks). Generated when left blank.",
     )
+    # Secret rotation (services.webhook_rotate_signing_secret): the replaced secret keeps
+    # signing beside the new one for a while, so receivers can switch without dropping events.
+    previous_signing_secret = EncryptedTextField(blank=True, editable=False)
+    signing_secret_rotated_at = models.DateTimeField(null=True, editable=False)
 
     # Status (written by "test connection"; read-only in the admin)
     last_test_ok = models.BooleanField(null=True, editable=False)

@@ -49,6 +49,16 @@ STATUS_HINTS: dict[int, str] = {
     429: "The back office is throttling requests; DimeConnect waits and retries.",
 }
 
+# Business Central / OData error codes (`{"error": {"code": …}}`) whose fix is more specific than
+# their status's. Codes as Business Central sends them (see the shared fixtures).
+VENDOR_CODE_HINTS: dict[str, str] = {
+    "BadRequest_NotFound": "Business Central has nothing at this URI: check the company id in "
+    "companies(…), and that the Dime.Scheduler API extension is installed and published (the "
+    "URI ends in …/api/dimeSoftware/dimeScheduler/v1.0/companies(<company id>)/appointments).",
+    "BadRequest_MethodNotAllowed": "Business Central does not allow this method here: check that "
+    "the URI is the API entity set (…/companies(<company id>)/appointments), not one record.",
+}
+
 # Entra ID (AADSTS) error codes an administrator can fix, and how.
 AADSTS_HINTS: dict[int, str] = {
     7000215: "The client secret is wrong: copy the secret's Value (not its ID) from the app "
@@ -154,6 +164,8 @@ def error_for_status(
     elif aadsts_codes(message) or code in {"invalid_client", "unauthorized_client",
                                            "invalid_tenant", "invalid_scope"}:
         hint = entra_hint(message)
+    elif code in VENDOR_CODE_HINTS:
+        hint = VENDOR_CODE_HINTS[code]
     elif status >= 500:
         hint = (
             "The back office failed on its side; DimeConnect retries. If it persists, look at "

@@ -1,0 +1,78 @@
+"""One HTTP exchange for the JSON clients (webhook, Business Central REST), through the seam.
+
+`exchange` sends with the connector's auth (auth.httpx_auth), records what actually went out
+(after the auth flow added its header, redacted) and turns a non-2xx answer into the classified
+BackOfficeError (errors.error_for_status). Callers only ever see a 2xx answer or that error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.core.serializers.json import DjangoJSONEncoder
+
+from . import auth, errors, http
+from .base import RequestRecord
+from .redact import Redactor, redactor_for
+
+if TYPE_CHECKING:
+    from connectors.models import Connector
+
+
+@dataclass
+class Exchange:
+    """A 2xx answer and the request that got it (secrets redacted from both)."""
+
+    answer: http.HttpAnswer
+    request: RequestRecord
+    excerpt: str
+
+
+def json_bytes(data: Any) -> bytes:
+    """Compact JSON; datetimes and decimals as DjangoJSONEncoder writes them.
+
+    Signatures are computed over exactly these bytes, so they are built once and sent as is.
+    """
+    return json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+
+
+def exchange(
+    connector: Connector,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    redactor: Redactor | None = None,
+) -> Exchange:
+    """Send one request with the connector's auth and timeouts; returns the 2xx answer.
+
+    Raises BackOfficeError: classified by status for a non-2xx answer (its message starts with
+    `what`), or from the seam when no answer arrived.
+    """
+    redactor = redactor or redactor_for(connector)
+    sent: list[httpx.Request] = []
+    with http.httpx_client(connector, auth=auth.httpx_auth(connector)) as client:
+        # Request hooks run after the auth flow, so this is the request as it went out
+        # (the last one, when a bearer token was refetched after a 401).
+        client.event_hooks = {"request": [sent.append], "response": []}
+        answer = http.httpx_request(
+            client, method, url, connector=connector, redactor=redactor,
+            content=content, headers=headers or {},
+        )
+    if not 200 <= answer.status_code < 300:
+        raise errors.error_for_status(
+            answer.status_code, answer.headers, answer.text, redactor=redactor, what=what
+        )
+    outgoing = sent[-1].headers if sent else httpx.Headers(headers or {})
+    record = RequestRecord(
+        method=method,
+        url=redactor.text(url),
+        headers=redactor.headers(dict(outgoing.items())),
+        body=redactor.excerpt(content.decode("utf-8", errors="replace")) if content else "",
+    )
+    return Exchange(answer, record, redactor.excerpt(answer.text))
