@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Field, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from . import compat, services
+from .backoffices.signing import ROTATION_OVERLAP
 from .forms import ApiClientAdminForm, ConnectorAdminForm
 from .models import SECRET_FIELDS, ApiClient, Connector
 
@@ -41,6 +45,10 @@ def _default_of(name: str) -> Any:
     return field.get_default()
 
 
+# Each test may take up to its connector's timeout (≤30 s): bound what one request can start.
+MAX_BULK_TESTS = 10
+
+
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
     form = ConnectorAdminForm
@@ -51,8 +59,13 @@ class ConnectorAdmin(admin.ModelAdmin):
     list_filter = ("type", "enabled", "auth_type", "source_app")
     search_fields = ("name", "source_app", "uri")
     list_per_page = 50
-    actions = ("enable_connectors", "disable_connectors")
-    readonly_fields = ("status", "last_tested_at", "last_test_message", "created_at", "updated_at")
+    actions = (
+        "test_connections", "enable_connectors", "disable_connectors", "rotate_signing_secrets",
+    )
+    readonly_fields = (
+        "status", "last_tested_at", "last_test_message", "last_test_steps", "created_at",
+        "updated_at",
+    )
     fieldsets = (
         ("Basic info", {"fields": ("name", "description")}),
         (
@@ -78,8 +91,8 @@ class ConnectorAdmin(admin.ModelAdmin):
         ),
         (
             "Status",
-            {"fields": ("status", "last_tested_at", "last_test_message", "created_at",
-                        "updated_at")},
+            {"fields": ("status", "last_tested_at", "last_test_message", "last_test_steps",
+                        "created_at", "updated_at")},
         ),
     )
 
@@ -98,20 +111,35 @@ class ConnectorAdmin(admin.ModelAdmin):
     def status(self, obj: Connector) -> str:
         if not obj.pk:
             return "–"
-        if not obj.enabled:
-            return format_html('<span class="dc-status dc-off">{}</span>', "disabled")
+        disabled = (
+            format_html(' <span class="dc-status dc-off">{}</span>', "disabled")
+            if not obj.enabled
+            else ""
+        )
         if obj.last_test_ok is None or obj.last_tested_at is None:
-            return format_html('<span class="dc-status dc-unknown">{}</span>', "not tested yet")
+            return format_html(
+                '<span class="dc-status dc-unknown">{}</span>{}', "not tested yet", disabled
+            )
         ago = timesince(obj.last_tested_at, timezone.now()).split(",")[0]
         if obj.last_test_ok:
             return format_html(
-                '<span class="dc-status dc-ok">connection OK</span> <small>{} ago</small>', ago
+                '<span class="dc-status dc-ok">connection OK</span>{} <small>{} ago</small>',
+                disabled,
+                ago,
             )
         return format_html(
-            '<span class="dc-status dc-fail" title="{}">failing</span> <small>{} ago</small>',
+            '<span class="dc-status dc-fail" title="{}">failing</span>{} <small>{} ago</small>',
             obj.last_test_message,
+            disabled,
             ago,
         )
+
+    @admin.display(description="last test, step by step")
+    def last_test_steps(self, obj: Connector) -> str:
+        steps = (obj.last_test_result or {}).get("steps") or []
+        if not steps:
+            return "–"
+        return render_to_string("admin/connectors/connector/test_steps.html", {"steps": steps})
 
     def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
         services.connector_prepare(obj)
@@ -123,6 +151,47 @@ class ConnectorAdmin(admin.ModelAdmin):
         context["connector_rules"] = connector_rules()
         return super().render_change_form(request, context, *args, **kwargs)
 
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.test_connection_view)
+        return [
+            path("<path:object_id>/test-connection/", view, name="connectors_connector_test"),
+            *super().get_urls(),
+        ]
+
+    def test_connection_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: run "test connection" for one connector and show its steps."""
+        connector = self.get_object(request, object_id)
+        if connector is None:
+            raise Http404(f"No connector with ID {object_id!r}.")
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        result = services.connector_test_connection(connector)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": connector,
+            "result": result,
+            "title": f"Test connection: {connector.name}",
+        }
+        return TemplateResponse(request, "admin/connectors/connector/test_result.html", context)
+
+    @admin.action(description="Test connection of selected connectors", permissions=["change"])
+    def test_connections(self, request: HttpRequest, queryset: QuerySet[Connector]) -> None:
+        failing = []
+        results = [(c, services.connector_test_connection(c)) for c in queryset[:MAX_BULK_TESTS]]
+        for connector, result in results:
+            if not result.ok:
+                failing.append(f"{connector.name} ({result.message})")
+        skipped = max(0, queryset.count() - MAX_BULK_TESTS)
+        summary = f"Tested {len(results)} connector(s): {len(results) - len(failing)} OK"
+        if failing:
+            summary += f", {len(failing)} failing: " + "; ".join(failing)
+        if skipped:
+            summary += f". {skipped} not tested (at most {MAX_BULK_TESTS} at a time)"
+        self.message_user(request, summary + ".", messages.ERROR if failing else messages.SUCCESS)
+
     @admin.action(description="Enable selected connectors", permissions=["change"])
     def enable_connectors(self, request: HttpRequest, queryset: QuerySet[Connector]) -> None:
         count = services.connectors_set_enabled(queryset, enabled=True)
@@ -132,6 +201,42 @@ class ConnectorAdmin(admin.ModelAdmin):
     def disable_connectors(self, request: HttpRequest, queryset: QuerySet[Connector]) -> None:
         count = services.connectors_set_enabled(queryset, enabled=False)
         self.message_user(request, f"Disabled {count} connector(s).", messages.SUCCESS)
+
+    @admin.action(description="Rotate webhook signing secret", permissions=["change"])
+    def rotate_signing_secrets(
+        self, request: HttpRequest, queryset: QuerySet[Connector]
+    ) -> HttpResponse | None:
+        webhooks = list(queryset.filter(type=compat.ConnectorType.WEBHOOK))
+        skipped = queryset.count() - len(webhooks)
+        for connector in webhooks:
+            services.webhook_rotate_signing_secret(connector)
+        summary = f"Rotated the signing secret of {len(webhooks)} webhook connector(s)"
+        if webhooks:
+            summary += "; each old secret keeps signing beside the new one for 24 hours"
+        if skipped:
+            summary += f". Skipped {skipped} connector(s) that are not webhooks"
+        self.message_user(
+            request, summary + ".", messages.SUCCESS if webhooks else messages.WARNING
+        )
+        if not webhooks:
+            return None
+        # Receivers need the new secret to verify signatures, and it is never shown again:
+        # the answer to this POST shows it once, like a new API key.
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "rows": [
+                (c, c.signing_secret_rotated_at + ROTATION_OVERLAP
+                 if c.previous_signing_secret and c.signing_secret_rotated_at else None)
+                for c in webhooks
+            ],
+            "title": "New webhook signing secrets",
+        }
+        response = TemplateResponse(
+            request, "admin/connectors/connector/signing_secrets_once.html", context
+        )
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 @admin.register(ApiClient)

@@ -12,15 +12,20 @@ import hmac
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from . import compat
+from .backoffices import signing
 from .compat import ConnectorType
 from .models import SECRET_FIELDS, ApiClient, Connector
+
+if TYPE_CHECKING:
+    from .backoffices.connection import ConnectionTestResult
 
 # Fields a connector spec (apply_connectors, import_backoffices) may set, in DESIGN.md's order.
 SPEC_FIELDS: tuple[str, ...] = (
@@ -52,6 +57,29 @@ def connector_prepare(connector: Connector) -> None:
             setattr(connector, name, "")
     if connector.type == ConnectorType.WEBHOOK and not connector.signing_secret:
         connector.signing_secret = signing_secret_generate()
+    # A rotated-out signing secret goes with the signing secret, or once it stops signing.
+    if not connector.signing_secret or not signing.previous_secret_active(
+        connector, timezone.now()
+    ):
+        connector.previous_signing_secret = ""
+
+
+def webhook_rotate_signing_secret(connector: Connector) -> None:
+    """Give a webhook connector a new signing secret and save it.
+
+    The replaced secret keeps signing beside the new one for signing.ROTATION_OVERLAP (24 h),
+    so receivers can switch without rejecting a delivery; after that only the new one signs.
+    A second rotation within the overlap retires the oldest secret at once. Raises
+    ValidationError for a connector that is not a webhook.
+    """
+    if connector.type != ConnectorType.WEBHOOK:
+        raise ValidationError(f"{connector.name} is not a webhook: it has no signing secret.")
+    connector.previous_signing_secret = connector.signing_secret
+    connector.signing_secret = signing_secret_generate()
+    connector.signing_secret_rotated_at = timezone.now()
+    connector.save(update_fields=[
+        "signing_secret", "previous_signing_secret", "signing_secret_rotated_at", "updated_at",
+    ])
 
 
 def connector_save(connector: Connector) -> Connector:
@@ -233,3 +261,24 @@ def api_client_for_key(key: str) -> ApiClient | None:
     if client and hmac.compare_digest(client.key_hash, _hash_key(key)):
         return client
     return None
+
+
+# --- Test connection --------------------------------------------------------------------------
+
+
+def connector_test_connection(connector: Connector) -> ConnectionTestResult:
+    """Run "test connection" and store its result (ok, when, steps, message, hint) on the
+    connector. The stored text is redacted: it never holds a secret."""
+    from .backoffices.connection import run_connection_test
+
+    result = run_connection_test(connector)
+    connector.last_test_ok = result.ok
+    connector.last_tested_at = result.tested_at
+    connector.last_test_message = (
+        result.message if result.ok or not result.hint else f"{result.message} {result.hint}"
+    )
+    connector.last_test_result = result.as_dict()
+    connector.save(
+        update_fields=["last_test_ok", "last_tested_at", "last_test_message", "last_test_result"]
+    )
+    return result
