@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BIND ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck check install install-dev clean
+.PHONY: run test lint typecheck check fakes install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: $(VENV)/.installed
 ## test: the whole suite (DATABASE_URL / REDIS_URL select PostgreSQL and Redis)
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## fakes: every fake back office on 127.0.0.1:8100+, and demo-connectors.json for them
+fakes: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.fakes.all
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -7,17 +7,9 @@ import shutil
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from tests.support import require
+
 CHROMIUM = "/usr/bin/chromium"
-
-
-def require(condition: bool, what: str) -> None:
-    """Skip locally when a part (a browser, a server) is missing; fail in CI, where it must run."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is missing in CI, where this test must run", pytrace=False)
-    pytest.skip(f"{what} is missing")
 
 
 @pytest.fixture(scope="session")

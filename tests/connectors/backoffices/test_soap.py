@@ -36,6 +36,7 @@ from tests.fakes.soap_server import (
     SERVER_FAULT,
     soap_server,
 )
+from tests.support import require
 
 from . import samples
 
@@ -499,8 +500,7 @@ def test_a_failed_wsdl_load_is_not_cached(page):
                             ("nav2016-page-journal.wsdl", "Journal")],
 )
 def test_real_nav_page_wsdls_load_and_their_ten_operations_are_reported(page, fixture, record):
-    if not (FIXTURES / fixture).exists():
-        pytest.skip(f"the real NAV sample {fixture} is not at {FIXTURES}")
+    require((FIXTURES / fixture).exists(), f"the real NAV sample {FIXTURES / fixture}")
     page.state.wsdl_text = (FIXTURES / fixture).read_text(encoding="utf-8")
     connector = make_soap(page.url + "/DynamicsNAV90/WS/CRONUS/Page/" + record)
 
