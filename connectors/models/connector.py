@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 
-from . import compat, retry
-from .compat import ApiType, AuthType, ConnectorType, CrudType, PayloadStyle
-from .fields import EncryptedTextField, MultipleChoiceField
+from connectors import compat, retry
+from connectors.compat import ApiType, AuthType, ConnectorType, CrudType, PayloadStyle
+from connectors.fields import EncryptedTextField, MultipleChoiceField
 
 HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an absolute http(s) URL.")
 
@@ -105,6 +105,14 @@ class Connector(models.Model):
     last_tested_at = models.DateTimeField(null=True, editable=False)
     last_test_message = models.TextField(blank=True, editable=False)
     last_test_result = models.JSONField(default=dict, blank=True, editable=False)
+
+    # Write-back health (set by the dispatch pipeline; read-only in the admin)
+    failing_since = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When deliveries started failing without a success since.",
+    )
+    quarantined_at = models.DateTimeField(null=True, blank=True, editable=False)
+    quarantine_reason = models.TextField(blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,18 @@
+"""django-q2 task entry points: they take primary keys and call one service each.
+
+Tasks are delivered at least once; every one here is idempotent.
+"""
+
+from __future__ import annotations
+
+from . import delivery
+
+
+def deliver_dispatch(dispatch_id: int) -> str:
+    """Send one dispatch if it is due and first in its chain (see delivery.deliver)."""
+    return delivery.deliver(dispatch_id)
+
+
+def sweep_dispatches() -> int:
+    """Every minute: reclaim lost work and queue every due dispatch (see delivery.sweep)."""
+    return delivery.sweep()

@@ -1,0 +1,244 @@
+"""The write-back pipeline in process: intake, claim, send, record, retry, order, coalesce,
+quarantine and sweep, against the webhook receiver fake (a real server)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+from django_q.conf import Conf
+
+from connectors import delivery, services
+from connectors.intake import IncomingEvent, events_accept
+from connectors.models import Appointment, AppointmentEvent, Connector, Dispatch
+from tests.connectors.backoffices import samples
+from tests.fakes import webhook_receiver
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def tasks_run_inline(monkeypatch):
+    """django-q2's sync mode: a queued task runs at once, in this process."""
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def receiver():
+    with webhook_receiver.make(secrets=[SECRET]) as server:
+        yield server
+
+
+def hook(receiver, **extra) -> Connector:
+    values = {"name": "Hook", "type": "webhook", "api_type": "rest", "auth_type": "none",
+              "uri": receiver.url + "/hooks", "source_app": "BCPROD", "signing_secret": SECRET,
+              "retry_schedule": "0, 10m, 1h"}
+    values.update(extra)
+    return services.connector_save(Connector(**values))
+
+
+def post(action: str, event_id: str, *, at: datetime = T0, **appointment) -> list[int]:
+    event = IncomingEvent(event_id=event_id, action=action, occurred_at=at,
+                          appointment=samples.appointment(**appointment))
+    [outcome] = events_accept(client=None, events=[event])
+    return outcome.dispatch_ids
+
+
+def delivered_types(receiver) -> list[str]:
+    return [d.json()["type"] for d in receiver.state.deliveries]
+
+
+def test_an_event_is_delivered_signed_and_recorded(receiver):
+    hook(receiver)
+    [dispatch_id] = post("create", "e1")
+    assert delivery.deliver(dispatch_id) == "succeeded"
+    [delivery_] = receiver.state.deliveries
+    dispatch = Dispatch.objects.get(pk=dispatch_id)
+    assert delivery_.header("webhook-id") == dispatch.message_id
+    assert dispatch.status == "succeeded" and dispatch.delivered_at is not None
+    [attempt] = dispatch.attempt_log.all()
+    assert attempt.outcome == "succeeded" and attempt.status_code == 200
+    assert attempt.request["headers"]["webhook-signature"] == "[redacted]"
+    assert SECRET not in str(attempt.request)
+
+
+def test_only_matching_connectors_get_a_dispatch(receiver):
+    hook(receiver)
+    hook(receiver, name="Other app", source_app="OTHER")
+    hook(receiver, name="Off", enabled=False)
+    hook(receiver, name="Creates only", crud_types=["create"])
+    hook(receiver, name="Typed", source_type="PROJECT")
+    assert len(post("update", "e1", source_type="SERVICE")) == 1
+
+
+def test_a_stale_event_is_recorded_but_changes_and_sends_nothing(receiver):
+    hook(receiver)
+    post("update", "new", at=T0, subject="Newer")
+    assert post("update", "old", at=T0 - timedelta(minutes=5), subject="Older") == []
+    assert AppointmentEvent.objects.get(event_id="old").stale is True
+    assert Appointment.objects.get().data["subject"] == "Newer"
+
+
+def test_a_repeated_event_id_from_the_same_client_is_a_duplicate(receiver):
+    hook(receiver)
+    client, _ = services.api_client_create(name="ERP", source_apps=["BCPROD"])
+    event = IncomingEvent("e1", "create", T0, samples.appointment())
+    first = events_accept(client=client, events=[event])
+    second = events_accept(client=client, events=[event, event])
+    assert [o.status for o in first + second] == ["accepted", "duplicate", "duplicate"]
+    assert Dispatch.objects.count() == 1
+
+
+def test_a_create_is_never_overtaken_by_its_update_or_delete(receiver):
+    hook(receiver)
+    [create] = post("create", "e1")
+    [update] = post("update", "e2", at=T0 + timedelta(minutes=1))
+    [delete] = post("delete", "e3", at=T0 + timedelta(minutes=2))
+    assert delivery.deliver(delete) == "skipped"
+    assert delivery.deliver(update) == "skipped"
+    assert receiver.state.deliveries == []
+    delivery.deliver(create)  # then each finished dispatch queues the next (inline here)
+    assert delivered_types(receiver) == [
+        "appointment.created", "appointment.updated", "appointment.deleted"]
+
+
+def test_queued_updates_are_coalesced_into_the_newest_state(receiver, monkeypatch):
+    hook(receiver)
+    [create] = post("create", "e1")
+    updates = [post("update", f"u{n}", at=T0 + timedelta(minutes=n), subject=f"v{n}")[0]
+               for n in (1, 2, 3)]
+    delivery.deliver(create)
+    assert delivered_types(receiver) == ["appointment.created", "appointment.updated"]
+    assert receiver.state.deliveries[-1].json()["data"]["subject"] == "v3"
+    first, second, newest = (Dispatch.objects.get(pk=pk) for pk in updates)
+    assert (first.status, second.status, newest.status) == ("cancelled", "cancelled", "succeeded")
+    assert first.superseded_by_id == newest.pk
+    [log] = first.attempt_log.all()
+    assert log.outcome == "coalesced" and f"dispatch {newest.pk}" in log.message
+
+
+def test_a_transient_failure_is_retried_on_the_schedule(receiver):
+    hook(receiver)
+    receiver.fail(status=503, count=1)
+    [dispatch_id] = post("create", "e1")
+    before = timezone.now()
+    assert delivery.deliver(dispatch_id) == "retrying"
+    dispatch = Dispatch.objects.get(pk=dispatch_id)
+    wait = (dispatch.next_attempt_at - before).total_seconds()
+    assert 600 * 0.8 - 1 <= wait <= 600 * 1.2 + 1  # 10 min ± 20 %
+    assert dispatch.last_status_code == 503 and "HTTP 503" in dispatch.last_error
+    Dispatch.objects.filter(pk=dispatch_id).update(next_attempt_at=timezone.now())
+    assert delivery.deliver(dispatch_id) == "succeeded"
+    assert [a.outcome for a in dispatch.attempt_log.all()] == ["retry", "succeeded"]
+
+
+def test_a_short_retry_is_waited_for_in_the_task(receiver):
+    hook(receiver, retry_schedule="0, 1s")
+    receiver.fail(status=503, count=1)
+    [dispatch_id] = post("create", "e1")
+    assert delivery.deliver(dispatch_id) == "succeeded"
+    assert len(receiver.state.deliveries) == 1
+
+
+def test_retry_after_and_throttling_stretch_the_wait(receiver):
+    hook(receiver, retry_schedule="0, 5s")
+    receiver.fail(status=503, headers={"Retry-After": "120"}, count=1)
+    [first] = post("create", "e1")
+    delivery.deliver(first)
+    wait = (Dispatch.objects.get(pk=first).next_attempt_at - timezone.now()).total_seconds()
+    assert 110 < wait <= 121
+    receiver.fail(status=429, count=1)
+    [second] = post("create", "e2", guid="00000000-0000-4000-8000-000000000002")
+    delivery.deliver(second)
+    wait = (Dispatch.objects.get(pk=second).next_attempt_at - timezone.now()).total_seconds()
+    assert 55 < wait <= 61
+
+
+def test_a_permanent_error_fails_at_once_with_its_hint(receiver):
+    hook(receiver)
+    receiver.fail(status=400, count=1)
+    [dispatch_id] = post("create", "e1")
+    assert delivery.deliver(dispatch_id) == "failed"
+    dispatch = Dispatch.objects.get(pk=dispatch_id)
+    assert dispatch.attempts == 1 and dispatch.last_hint.startswith("The back office refused")
+
+
+def test_an_exhausted_schedule_fails_and_says_so(receiver):
+    hook(receiver, retry_schedule="0")
+    receiver.fail(status=503)
+    [dispatch_id] = post("create", "e1")
+    assert delivery.deliver(dispatch_id) == "failed"
+    [attempt] = Dispatch.objects.get(pk=dispatch_id).attempt_log.all()
+    assert attempt.message.endswith("Gave up after 1 attempt(s) (the schedule is used up).")
+
+
+def test_a_disabled_connector_cancels_its_waiting_dispatch(receiver):
+    connector = hook(receiver)
+    [dispatch_id] = post("create", "e1")
+    Connector.objects.filter(pk=connector.pk).update(enabled=False)
+    assert delivery.deliver(dispatch_id) == "skipped"
+    assert Dispatch.objects.get(pk=dispatch_id).status == "cancelled"
+
+
+def test_the_sweeper_reclaims_a_dead_workers_dispatch(receiver):
+    hook(receiver)
+    [dispatch_id] = post("create", "e1")
+    Dispatch.objects.filter(pk=dispatch_id).update(
+        status="sending", lease_until=timezone.now() - timedelta(seconds=1), lease_owner="w1")
+    assert delivery.sweep() == 1
+    dispatch = Dispatch.objects.get(pk=dispatch_id)
+    assert dispatch.status == "succeeded"
+    assert [a.outcome for a in dispatch.attempt_log.all()] == ["lost", "succeeded"]
+
+
+def test_the_sweeper_queues_only_chain_heads(receiver, monkeypatch):
+    monkeypatch.setattr(Conf, "SYNC", False)
+    queued: list[int] = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, pk, **kw: queued.append(pk))
+    hook(receiver)
+    [create] = post("create", "e1")
+    post("update", "e2", at=T0 + timedelta(minutes=1))
+    assert delivery.sweep() == 1 and queued == [create]
+
+
+def test_a_long_failing_connector_is_quarantined_and_resume_sends_what_it_held(
+    receiver, settings
+):
+    settings.QUARANTINE_AFTER_HOURS = 0
+    settings.QUARANTINE_MIN_FAILURES = 2
+    connector = hook(receiver)
+    receiver.fail(status=503)
+    first = post("create", "e1")[0]
+    delivery.deliver(first)
+    second = post("create", "e2", guid="00000000-0000-4000-8000-000000000002")[0]
+    delivery.deliver(second)
+    connector.refresh_from_db()
+    assert connector.quarantined_at is not None
+    assert "failed attempts" in connector.quarantine_reason
+    Dispatch.objects.update(next_attempt_at=timezone.now())
+    assert delivery.deliver(first) == "skipped"  # held: not even claimed
+    assert Dispatch.objects.get(pk=first).attempts == 1
+    assert delivery.sweep() == 0
+    receiver.reset()
+    assert delivery.connector_resume(connector) == 2
+    assert len(receiver.state.deliveries) == 0  # on_commit: runs after the test's transaction
+    delivery.sweep()
+    assert len(receiver.state.deliveries) == 2
+    connector.refresh_from_db()
+    assert connector.quarantined_at is None and connector.failing_since is None
+
+
+def test_a_manual_retry_restarts_a_failed_dispatch_and_logs_who(receiver, admin_user):
+    hook(receiver)
+    receiver.fail(status=400, count=1)
+    [dispatch_id] = post("create", "e1")
+    delivery.deliver(dispatch_id)
+    assert delivery.dispatches_retry([dispatch_id], user=admin_user) == 1
+    dispatch = Dispatch.objects.get(pk=dispatch_id)
+    assert dispatch.status == "pending" and dispatch.attempts == 0
+    assert dispatch.attempt_log.last().message == "Retry requested by admin."
+    assert delivery.deliver(dispatch_id) == "succeeded"
