@@ -45,6 +45,13 @@ GRAPH_BASE_URL: str = env.str("GRAPH_BASE_URL", default="https://graph.microsoft
 PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="")
 HTTP_CA_BUNDLE: str = env.str("HTTP_CA_BUNDLE", default="")
 
+# Dispatch log retention (connectors/retention.py, `manage.py purge_dispatch_log`, run daily):
+# succeeded and cancelled dispatches go after this many days, failed ones after the longer limit.
+DISPATCH_LOG_RETENTION_DAYS: int = env.int("DISPATCH_LOG_RETENTION_DAYS", default=90)
+DISPATCH_LOG_FAILED_RETENTION_DAYS: int = env.int(
+    "DISPATCH_LOG_FAILED_RETENTION_DAYS", default=365
+)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -126,6 +133,11 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.5
+
+# Write-back: a connector failing without a single success for this long, with at least this
+# many failed attempts, is quarantined (its dispatches are held until someone resumes it).
+QUARANTINE_AFTER_HOURS: float = env.float("QUARANTINE_AFTER_HOURS", default=120.0)
+QUARANTINE_MIN_FAILURES: int = env.int("QUARANTINE_MIN_FAILURES", default=10)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
