@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from . import compat, services
+from . import admin_pipeline, compat, services
 from .backoffices.signing import ROTATION_OVERLAP
 from .forms import ApiClientAdminForm, ConnectorAdminForm
 from .models import SECRET_FIELDS, ApiClient, Connector
@@ -61,6 +61,7 @@ class ConnectorAdmin(admin.ModelAdmin):
     list_per_page = 50
     actions = (
         "test_connections", "enable_connectors", "disable_connectors", "rotate_signing_secrets",
+        "resume_quarantined_connectors",
     )
     readonly_fields = (
         "status", "last_tested_at", "last_test_message", "last_test_steps", "created_at",
@@ -111,26 +112,32 @@ class ConnectorAdmin(admin.ModelAdmin):
     def status(self, obj: Connector) -> str:
         if not obj.pk:
             return "–"
-        disabled = (
+        badges = (  # after the test state: disabled, quarantined
             format_html(' <span class="dc-status dc-off">{}</span>', "disabled")
             if not obj.enabled
             else ""
         )
+        if obj.quarantined_at:
+            badges = format_html(
+                '{} <span class="dc-status dc-fail dc-quarantined" title="{}">quarantined</span>',
+                badges,
+                obj.quarantine_reason,
+            )
         if obj.last_test_ok is None or obj.last_tested_at is None:
             return format_html(
-                '<span class="dc-status dc-unknown">{}</span>{}', "not tested yet", disabled
+                '<span class="dc-status dc-unknown">{}</span>{}', "not tested yet", badges
             )
         ago = timesince(obj.last_tested_at, timezone.now()).split(",")[0]
         if obj.last_test_ok:
             return format_html(
                 '<span class="dc-status dc-ok">connection OK</span>{} <small>{} ago</small>',
-                disabled,
+                badges,
                 ago,
             )
         return format_html(
             '<span class="dc-status dc-fail" title="{}">failing</span>{} <small>{} ago</small>',
             obj.last_test_message,
-            disabled,
+            badges,
             ago,
         )
 
@@ -149,7 +156,19 @@ class ConnectorAdmin(admin.ModelAdmin):
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
     ) -> HttpResponse:
         context["connector_rules"] = connector_rules()
+        original = context.get("original")
+        if original is not None and original.quarantined_at:
+            context["quarantine_held"] = admin_pipeline.held_dispatch_count(original)
         return super().render_change_form(request, context, *args, **kwargs)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "quarantined_connectors": admin_pipeline.quarantined_connectors(),
+        }
+        return super().changelist_view(request, extra_context)
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.test_connection_view)
@@ -201,6 +220,18 @@ class ConnectorAdmin(admin.ModelAdmin):
     def disable_connectors(self, request: HttpRequest, queryset: QuerySet[Connector]) -> None:
         count = services.connectors_set_enabled(queryset, enabled=False)
         self.message_user(request, f"Disabled {count} connector(s).", messages.SUCCESS)
+
+    @admin.action(description="Resume quarantined connectors", permissions=["change"])
+    def resume_quarantined_connectors(
+        self, request: HttpRequest, queryset: QuerySet[Connector]
+    ) -> None:
+        resumed, due, skipped = admin_pipeline.connectors_resume(queryset, user=request.user)
+        summary = f"Resumed {resumed} quarantined connector(s); {due} held dispatch(es) are due now"
+        if skipped:
+            summary += f". {skipped} selected connector(s) were not quarantined"
+        self.message_user(
+            request, summary + ".", messages.SUCCESS if resumed else messages.WARNING
+        )
 
     @admin.action(description="Rotate webhook signing secret", permissions=["change"])
     def rotate_signing_secrets(

@@ -5,7 +5,7 @@ Tasks are delivered at least once; every one here is idempotent.
 
 from __future__ import annotations
 
-from . import delivery
+from . import delivery, retention
 
 
 def deliver_dispatch(dispatch_id: int) -> str:
@@ -16,3 +16,9 @@ def deliver_dispatch(dispatch_id: int) -> str:
 def sweep_dispatches() -> int:
     """Every minute: reclaim lost work and queue every due dispatch (see delivery.sweep)."""
     return delivery.sweep()
+
+
+def purge_dispatch_log() -> str:
+    """Daily: delete old closed dispatches, their attempts and old events with the limits of
+    the settings; returns the summary (see retention.purge_with_settings)."""
+    return retention.scheduled_purge()
