@@ -7,9 +7,11 @@ start without `SECRET_KEY` and `FIELD_ENCRYPTION_KEYS` (system checks `connector
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -61,6 +63,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served locally (no CDN)
     "django_q",
     "dimeconnect",
     "connectors",
@@ -166,9 +170,56 @@ STORAGES = {
     },
 }
 
+# The HTTP API (connectors/api/, docs/API.md). Secure by default: a view that sets nothing needs
+# an API key; every error answers the one JSON error shape.
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["connectors.api.parsers.LimitedJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["connectors.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "connectors.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DimeConnect API",
+    "DESCRIPTION": "Appointment events in, write-back dispatches out. Errors always answer "
+    '{"error": {"status", "code", "message", "fields"?}}. See docs/API.md.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "connectors.api.schema.events_array_bounds",
+    ],
+}
+
+# Largest request body the API reads (bytes; default 2 MiB): larger answers 413. Django's own
+# limit on request.body is raised to match, so this one is the limit that applies.
+API_MAX_BODY_BYTES: int = env.int("API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)  # Django's default: 2.5 MiB
+# Requests per API client (or logged-in user): "<n>/<s|min|h|day>"; empty turns the limit off.
+API_RATE: str = env.str("API_RATE", default="600/min").strip()
+if API_RATE and not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", API_RATE):
+    raise ImproperlyConfigured(f"API_RATE must look like 600/min, not {API_RATE!r}.")
+
+# The `throttle` cache counts API requests: shared in Redis when REDIS_URL is set, else per
+# process. The default cache stays Django's (process memory).
+CACHES: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "dimeconnect",
+            # An unreachable Redis must not hang requests: the throttle then lets them through.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
+    ),
 }
 
 SESSION_COOKIE_HTTPONLY = True

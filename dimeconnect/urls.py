@@ -1,6 +1,8 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
+
+from connectors.api import errors as api_errors
 
 from . import views
 
@@ -12,4 +14,11 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("api/", include("connectors.api.urls")),
 ]
+
+# Errors Django raises outside the API's views: JSON under /api/, Django's pages elsewhere.
+handler400 = api_errors.handler400
+handler403 = api_errors.handler403
+handler404 = api_errors.handler404
+handler500 = api_errors.handler500
