@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from . import admin_pipeline, compat, services
+from . import admin_action_uris, admin_pipeline, compat, services  # noqa: F401 (registers)
 from .backoffices.signing import ROTATION_OVERLAP
 from .forms import ApiClientAdminForm, ConnectorAdminForm
 from .models import SECRET_FIELDS, ApiClient, Connector

@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from . import delivery
+from .admin_action_uris import action_uri_links
 from .models import (
     OPEN_STATUSES,
     SECRET_FIELDS,
@@ -90,8 +91,13 @@ class AppointmentAdmin(ReadOnlyAdmin):
             "task_no", "deleted", "state_at", "created_at", "updated_at",
         )}),
         ("History", {"fields": ("events_link", "dispatches_link")}),
+        ("Action URIs", {"fields": ("action_uris",)}),
         ("Current state", {"fields": ("data_pretty",)}),
     )
+
+    @admin.display(description="action URIs")
+    def action_uris(self, obj: Appointment) -> SafeString:
+        return action_uri_links(obj)
 
     @admin.display(description="events")
     def events_link(self, obj: Appointment) -> SafeString:
@@ -117,7 +123,6 @@ class AppointmentEventAdmin(ReadOnlyAdmin):
     list_filter = ("action", "stale", "source", "client")
     list_select_related = ("appointment", "client")
     search_fields = ("event_id", "appointment__guid", "appointment__job_no")
-    date_hierarchy = "received_at"
     fieldsets = (
         ("Event", {"fields": (
             "event_id", "action", "client", "source", "occurred_at", "received_at", "stale",
@@ -155,7 +160,8 @@ class DispatchAdmin(ReadOnlyAdmin):
         "uid", "event__event_id", "appointment__guid", "appointment__appointment_no",
         "appointment__job_no", "appointment__task_no",
     )
-    date_hierarchy = "created_at"
+    # No date_hierarchy: on SQLite it evaluates a date function per row (370 ms at 100,000
+    # dispatches, docs/BENCHMARKS.md); /dispatches/ has an indexed time range filter instead.
     show_full_result_count = False  # one COUNT less on a large log
     actions = ("retry_dispatches",)
     fieldsets = (

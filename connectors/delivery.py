@@ -92,7 +92,8 @@ def _log(dispatch: Dispatch, outcome: str, *, message: str = "", hint: str = "",
          user: str = "", **fields: Any) -> Attempt:
     number = Attempt.objects.filter(dispatch=dispatch).count() + 1
     return Attempt.objects.create(
-        dispatch=dispatch, number=number, started_at=fields.pop("started_at", timezone.now()),
+        dispatch=dispatch, connector_id=dispatch.connector_id, number=number,
+        started_at=fields.pop("started_at", timezone.now()),
         outcome=outcome, message=message, hint=hint, user=user, **fields,
     )
 
@@ -105,10 +106,16 @@ def _coalesce(dispatch: Dispatch, now: datetime) -> Dispatch:
     and return the newest, due now; else return the dispatch itself."""
     if dispatch.action != "update":
         return dispatch
-    later = list(_locking(Dispatch.objects.filter(
+    waiting = Dispatch.objects.filter(
         appointment_id=dispatch.appointment_id, connector_id=dispatch.connector_id,
         pk__gt=dispatch.pk, status__in=CLAIMABLE,
-    ).order_by("pk")))
+    ).order_by("pk")
+    later = list(_locking(waiting))
+    # skip_locked leaves out a row another worker holds at this moment (e.g. while it checks
+    # that row's own claim). Coalescing past that gap would send the newest state and leave
+    # the held, older update pending, to be sent after it. Send this one as it is instead.
+    if [candidate.pk for candidate in later] != list(waiting.values_list("pk", flat=True)):
+        return dispatch
     run = []
     for candidate in later:
         if candidate.action != "update":
@@ -223,7 +230,7 @@ def _record_success(dispatch: Dispatch, result: SendResult, started_at: datetime
         )
 
 
-def _request_dict(result: SendResult) -> dict[str, Any]:
+def _request_dict(result: SendResult | BackOfficeError) -> dict[str, Any]:
     if result.request is None:
         return {}
     record = result.request
@@ -253,6 +260,7 @@ def _record_failure(dispatch: Dispatch, error: BackOfficeError, started_at: date
             message += f" Gave up after {dispatch.attempts} attempt(s) (the schedule is used up)."
         _log(dispatch, outcome, started_at=started_at, duration_ms=duration_ms,
              status_code=error.status_code, response_excerpt=error.response_excerpt,
+             request=_request_dict(error),
              error_class=error.error_class[:100], message=message, hint=error.hint)
         _note_connector_failure(dispatch.connector, started_at, now)
     return delay

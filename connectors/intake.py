@@ -18,7 +18,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import ApiClient, Appointment, AppointmentEvent, Connector, Dispatch
+from .models import (
+    ApiClient,
+    Appointment,
+    AppointmentEvent,
+    AppointmentResource,
+    Connector,
+    Dispatch,
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,15 @@ def _appointment_fields(data: dict[str, Any], occurred_at: datetime, action: str
     }
 
 
+def resource_nos(data: dict[str, Any]) -> list[str]:
+    """The appointment's resource nos, deduplicated (for AppointmentResource)."""
+    nos = {
+        str(r.get("resource_no"))[:50] for r in data.get("resources") or []
+        if isinstance(r, dict) and r.get("resource_no")
+    }
+    return sorted(nos)
+
+
 def _accept_one(client: ApiClient | None, event: IncomingEvent) -> EventOutcome:
     guid = uuid.UUID(str(event.appointment["guid"]))
     outcome = EventOutcome(event.event_id, "accepted", appointment_guid=str(guid))
@@ -84,6 +100,12 @@ def _accept_one(client: ApiClient | None, event: IncomingEvent) -> EventOutcome:
         guid=guid, defaults=values
     )
     outcome.stale = not created and event.occurred_at < appointment.state_at
+    # Every resource an event named stays searchable in the dispatch log (even a stale one's).
+    AppointmentResource.objects.bulk_create(
+        [AppointmentResource(appointment=appointment, resource_no=no)
+         for no in resource_nos(event.appointment)],
+        ignore_conflicts=True,
+    )
     stored = AppointmentEvent.objects.create(
         client=client,
         event_id=event.event_id,

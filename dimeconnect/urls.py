@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("api/", include("connectors.api.urls")),
+    path("dispatches/", include("connectors.dispatch_log.urls")),
 ]
 
 # Errors Django raises outside the API's views: JSON under /api/, Django's pages elsewhere.

@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from . import views
+from .action_uris import AppointmentActionUrisView
 from .errors import api_not_found
 
 urlpatterns = [
@@ -18,6 +19,11 @@ urlpatterns = [
         "v1/appointments/events/",
         views.AppointmentEventsView.as_view(),
         name="api-appointment-events",
+    ),
+    path(
+        "v1/appointments/<str:guid>/action-uris/",
+        AppointmentActionUrisView.as_view(),
+        name="api-appointment-action-uris",
     ),
     path(
         "v1/dimescheduler/appointments/",

@@ -52,7 +52,8 @@ class BackOfficeError(Exception):
 
     `message` is safe to show (never a secret), `permanent` says whether retrying can help,
     `hint` says what to do about it. `retry_after` (seconds) is the remote's own wish, when it
-    said one; `status_code` and `response_excerpt` (redacted) are kept for the log.
+    said one; `status_code` and `response_excerpt` (redacted) are kept for the log, and so is
+    `request` (redacted), what was sent, when a request went out (for "copy as cURL").
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class BackOfficeError(Exception):
         self.status_code = status_code
         self.retry_after = retry_after
         self.response_excerpt = response_excerpt
+        self.request: RequestRecord | None = None
 
     def __str__(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message

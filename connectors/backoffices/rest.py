@@ -15,7 +15,7 @@ import httpx
 from django.core.serializers.json import DjangoJSONEncoder
 
 from . import auth, errors, http
-from .base import RequestRecord
+from .base import BackOfficeError, RequestRecord
 from .redact import Redactor, redactor_for
 
 if TYPE_CHECKING:
@@ -60,19 +60,31 @@ def exchange(
         # Request hooks run after the auth flow, so this is the request as it went out
         # (the last one, when a bearer token was refetched after a 401).
         client.event_hooks = {"request": [sent.append], "response": []}
-        answer = http.httpx_request(
-            client, method, url, connector=connector, redactor=redactor,
-            content=content, headers=headers or {},
-        )
+        try:
+            answer = http.httpx_request(
+                client, method, url, connector=connector, redactor=redactor,
+                content=content, headers=headers or {},
+            )
+        except BackOfficeError as exc:  # no answer (e.g. a timeout): what went out, if any
+            if sent:
+                exc.request = _record(method, url, sent[-1].headers, content, redactor)
+            raise
+    outgoing = sent[-1].headers if sent else httpx.Headers(headers or {})
+    record = _record(method, url, outgoing, content, redactor)
     if not 200 <= answer.status_code < 300:
-        raise errors.error_for_status(
+        error = errors.error_for_status(
             answer.status_code, answer.headers, answer.text, redactor=redactor, what=what
         )
-    outgoing = sent[-1].headers if sent else httpx.Headers(headers or {})
-    record = RequestRecord(
+        error.request = record
+        raise error
+    return Exchange(answer, record, redactor.excerpt(answer.text))
+
+
+def _record(method: str, url: str, outgoing: httpx.Headers, content: bytes | None,
+            redactor: Redactor) -> RequestRecord:
+    return RequestRecord(
         method=method,
         url=redactor.text(url),
         headers=redactor.headers(dict(outgoing.items())),
         body=redactor.excerpt(content.decode("utf-8", errors="replace")) if content else "",
     )
-    return Exchange(answer, record, redactor.excerpt(answer.text))

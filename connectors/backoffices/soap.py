@@ -165,6 +165,7 @@ class SoapClient(BackOfficeClient):
         attempt loads it again (the page may have been republished or moved)."""
         started = time.monotonic()
         deadline = started + http.total_timeout(self.connector)
+        transport: SeamTransport | None = None
         try:
             page = load_page(self.connector, redactor=self.redactor, deadline=deadline,
                              what=self.what)
@@ -175,8 +176,10 @@ class SoapClient(BackOfficeClient):
                                       deadline=deadline, what=self.what)
             with transport.session:
                 self._create(page, transport, payloads.soap_record(change))
-        except BackOfficeError:
+        except BackOfficeError as error:
             forget(self.connector)
+            if error.request is None and transport is not None and transport.sent:
+                error.request = transport.sent[-1]  # a fault: the envelope that caused it
             raise
         answer = transport.answers[-1]
         return SendResult(

@@ -120,6 +120,8 @@ class SeamTransport(zeep.Transport):
             self.session, method, url, connector=self.connector, redactor=self.redactor, **kwargs
         )
         self.answers.append(answer)
+        if method == "POST":  # recorded before the answer is judged: a failure has one too
+            self.sent.append(self._record(url, response.request, kwargs.get("data") or ""))
         status = answer.status_code
         if not (200 <= status < 300 or (method == "POST" and status == 500
                                         and is_soap_fault(answer.content))):
@@ -127,8 +129,20 @@ class SeamTransport(zeep.Transport):
                                             redactor=self.redactor, what=self.what)
             if status == 401:  # say which credentials: login, service account, Windows, token
                 error.hint = auth.unauthorized_hint(self.connector)
+            if method == "POST":
+                error.request = self.sent[-1]
             raise error
         return response, answer
+
+    def _record(self, address: str, outgoing: Any, message: bytes | str) -> RequestRecord:
+        """The POST as it went out (`outgoing`: after the auth added its header), redacted."""
+        body = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+        return RequestRecord(
+            method="POST",
+            url=self.redactor.text(address),
+            headers=self.redactor.headers(dict(outgoing.headers.items())),
+            body=self.redactor.excerpt(body),
+        )
 
     def get(self, address: str, params: Any, headers: Any) -> Any:
         response, _ = self._call("GET", address, params=params, headers=headers)
@@ -136,14 +150,6 @@ class SeamTransport(zeep.Transport):
 
     def post(self, address: str, message: bytes | str, headers: Any) -> Any:
         response, _ = self._call("POST", address, data=message, headers=headers)
-        outgoing = response.request  # as it went out, after the auth added its header
-        body = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-        self.sent.append(RequestRecord(
-            method="POST",
-            url=self.redactor.text(address),
-            headers=self.redactor.headers(dict(outgoing.headers.items())),
-            body=self.redactor.excerpt(body),
-        ))
         return response
 
     def load(self, url: str) -> bytes:

@@ -1,11 +1,13 @@
 """Connectors app models: connectors and API clients; appointments, their events, and the
-dispatches (outbox rows) and attempts that write them back."""
+dispatches (outbox rows) and attempts that write them back; action URIs."""
 
+from .action_uri import ActionUri, RequestType, UrlType
 from .connector import SECRET_FIELDS, ApiClient, Connector, all_crud_types
 from .pipeline import (
     OPEN_STATUSES,
     Appointment,
     AppointmentEvent,
+    AppointmentResource,
     Attempt,
     AttemptOutcome,
     Dispatch,
@@ -14,14 +16,18 @@ from .pipeline import (
 
 __all__ = [
     "SECRET_FIELDS",
+    "ActionUri",
     "ApiClient",
     "Appointment",
     "AppointmentEvent",
+    "AppointmentResource",
     "Attempt",
     "AttemptOutcome",
     "OPEN_STATUSES",
+    "RequestType",
     "Connector",
     "Dispatch",
     "DispatchStatus",
+    "UrlType",
     "all_crud_types",
 ]

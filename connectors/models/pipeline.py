@@ -41,6 +41,30 @@ class Appointment(models.Model):
         return f"{self.source_app} {label or self.guid}"
 
 
+class AppointmentResource(models.Model):
+    """A resource no the appointment was assigned to, in any accepted state (intake.py).
+
+    Denormalised from `Appointment.data["resources"]` so the dispatch log can search by
+    resource through an index (a JSON lookup cannot use one on SQLite). Never removed when a
+    later state drops the resource: "which appointments did R1 ever have" is the question.
+    """
+
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.CASCADE, related_name="resource_nos"
+    )
+    resource_no = models.CharField(max_length=50, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["appointment", "resource_no"], name="appointment_resource_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.resource_no
+
+
 class AppointmentEvent(models.Model):
     """One change a back office (or the Exchange sync) reported; never processed twice."""
 
@@ -64,6 +88,8 @@ class AppointmentEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        # The dispatch log searches by event id alone (the unique constraint leads with client).
+        indexes = [models.Index(fields=["event_id"], name="event_by_event_id")]
         constraints = [
             models.UniqueConstraint(
                 fields=["client", "event_id"], name="event_unique_per_client"
@@ -123,7 +149,9 @@ class Dispatch(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="dispatch_due"),
             models.Index(fields=["appointment", "connector", "id"], name="dispatch_chain"),
-            models.Index(fields=["connector", "status", "created_at"], name="dispatch_health"),
+            # The health page reads counts, hours and latencies from this index alone.
+            models.Index(fields=["connector", "status", "created_at", "delivered_at"],
+                         name="dispatch_health"),
         ]
         permissions = [("retry_dispatch", "Can retry a dispatch")]
         verbose_name_plural = "dispatches"
@@ -155,6 +183,12 @@ class Attempt(models.Model):
     """One try of a dispatch, as the dispatch log shows it (redacted, excerpt ≤ 20 kB)."""
 
     dispatch = models.ForeignKey(Dispatch, on_delete=models.CASCADE, related_name="attempt_log")
+    # The dispatch's connector, copied (delivery._log) so that the health page counts failed
+    # attempts per connector and window from one index instead of joining every attempt to its
+    # dispatch (docs/BENCHMARKS.md). Indexed by `attempt_health` below.
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="+", editable=False, db_index=False
+    )
     user = models.CharField(
         max_length=150, blank=True, help_text="Who asked for it (a manual retry or resume)."
     )
@@ -173,7 +207,11 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["dispatch", "number"]
-        indexes = [models.Index(fields=["dispatch", "number"], name="attempt_by_dispatch")]
+        indexes = [
+            models.Index(fields=["dispatch", "number"], name="attempt_by_dispatch"),
+            # The health page: failed attempts per connector and window, the latest one.
+            models.Index(fields=["connector", "outcome", "started_at"], name="attempt_health"),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.dispatch_id}: {self.outcome}"

@@ -91,6 +91,7 @@ class AttemptFactory(DjangoModelFactory):
         model = Attempt
 
     dispatch = factory.SubFactory(DispatchFactory)
+    connector = factory.SelfAttribute("dispatch.connector")
     number = factory.LazyAttribute(lambda o: o.dispatch.attempt_log.count() + 1)
     started_at = factory.LazyFunction(timezone.now)
     duration_ms = 120

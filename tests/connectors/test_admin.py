@@ -537,3 +537,9 @@ def test_the_add_form_says_a_blank_signing_secret_is_generated(admin_client):
     assert 'name="signing_secret"' in html
     assert 'placeholder="leave blank to generate one"' in html
     assert 'placeholder="enter a value"' in html  # the other secrets
+
+
+@pytest.mark.django_db
+def test_the_admin_index_links_to_the_dispatch_log_and_health_pages(admin_client):
+    html = admin_client.get("/admin/").content.decode()
+    assert 'href="/dispatches/"' in html and 'href="/dispatches/health/"' in html

@@ -3,6 +3,8 @@ quarantine and sweep, against the webhook receiver fake (a real server)."""
 
 from __future__ import annotations
 
+import os
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -242,3 +244,41 @@ def test_a_manual_retry_restarts_a_failed_dispatch_and_logs_who(receiver, admin_
     assert dispatch.status == "pending" and dispatch.attempts == 0
     assert dispatch.attempt_log.last().message == "Retry requested by admin."
     assert delivery.deliver(dispatch_id) == "succeeded"
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="row locks with skip_locked: PostgreSQL only (CI's second pass runs it)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_coalescing_never_skips_an_update_another_worker_holds(receiver, monkeypatch):
+    """On PostgreSQL, skip_locked hides a row another worker holds; coalescing past it would
+    send the newest state and leave the held, older update to be sent after it."""
+    from django.db import connections, transaction
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *args, **kwargs: None)  # no worker
+    hook(receiver)
+    x, y, z = (post("update", f"e{n}", at=T0 + timedelta(minutes=n), subject=f"v{n}")[0]
+               for n in range(3))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            list(Dispatch.objects.select_for_update().filter(pk=y))
+            locked.set()
+            release.wait(10)
+        connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait(10)
+    claimed = delivery.claim(x)
+    release.set()
+    holder.join()
+    assert claimed is not None and claimed.pk == x  # sent as it is, nothing coalesced
+    assert dict(Dispatch.objects.values_list("pk", "status")) == {
+        x: "sending", y: "pending", z: "pending"}
+    Dispatch.objects.filter(pk=x).update(status="succeeded")
+    assert delivery.claim(y).pk == z  # without contention the next claim coalesces
+    assert Dispatch.objects.get(pk=y).status == "cancelled"

@@ -1,0 +1,201 @@
+"""What the dispatch log pages show, redacted: list rows, the detail, the action URIs.
+
+Stored attempts and errors are redacted when written (connectors/backoffices/redact.py); the
+pages redact them once more with the connector's Redactor before showing them, so a secret
+that slipped into a stored text (a body, an excerpt, a message) still never reaches a page.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from django.urls import NoReverseMatch, reverse
+
+from connectors.backoffices.redact import Redactor, redactor_for
+from connectors.models import OPEN_STATUSES, Appointment, Attempt, Dispatch, DispatchStatus
+
+from . import selectors
+from .curl import Curl, latest_curl
+
+RETRYABLE = frozenset(
+    {DispatchStatus.FAILED, DispatchStatus.CANCELLED, DispatchStatus.RETRYING,
+     DispatchStatus.PENDING}
+)
+# Badge classes of connectors/admin.css, per dispatch status.
+STATUS_CLASSES: dict[str, str] = {
+    DispatchStatus.PENDING: "dc-unknown",
+    DispatchStatus.SENDING: "dc-unknown",
+    DispatchStatus.RETRYING: "dc-unknown",
+    DispatchStatus.SUCCEEDED: "dc-ok",
+    DispatchStatus.FAILED: "dc-fail",
+    DispatchStatus.CANCELLED: "dc-off",
+}
+
+
+def status_class(status: str) -> str:
+    return STATUS_CLASSES.get(status, "dc-unknown")
+
+
+@dataclass
+class Row:
+    dispatch: Dispatch
+    status_class: str
+    last_error: str
+
+
+def rows(page: Iterable[Dispatch]) -> list[Row]:
+    """List rows; last errors redacted with their connector's secrets (one query)."""
+    items = list(page)
+    connectors = selectors.connectors_by_id({d.connector_id for d in items})
+    redactors = {pk: redactor_for(connector) for pk, connector in connectors.items()}
+    return [
+        Row(d, status_class(d.status), redactors[d.connector_id].text(d.last_error)
+            if d.connector_id in redactors else d.last_error)
+        for d in items
+    ]
+
+
+@dataclass
+class AttemptView:
+    attempt: Attempt
+    message: str
+    hint: str
+    response_excerpt: str
+
+
+@dataclass
+class Detail:
+    dispatch: Dispatch
+    status_class: str
+    payload_json: str
+    last_error: str
+    last_hint: str
+    attempts: list[AttemptView]
+    curl: Curl | None
+    others: list[tuple[Dispatch, str]]
+    waiting_for: list[Dispatch]
+    can_retry: bool
+    resource_nos: list[str]
+    action_uris: list[ActionUri] | None = None
+    quarantined_at: datetime | None = field(default=None)
+
+
+def detail(dispatch: Dispatch, *, may_retry: bool) -> Detail:
+    """Everything the detail page shows (three queries and the action URIs' own)."""
+    redactor = redactor_for(dispatch.connector)
+    attempts = selectors.attempts(dispatch)
+    others = selectors.other_dispatches(dispatch)
+    return Detail(
+        dispatch=dispatch,
+        status_class=status_class(dispatch.status),
+        payload_json=pretty_json(dispatch.payload, redactor),
+        last_error=redactor.text(dispatch.last_error),
+        last_hint=redactor.text(dispatch.last_hint),
+        attempts=[attempt_view(attempt, redactor) for attempt in attempts],
+        curl=latest_curl(attempts, redactor),
+        others=[(other, status_class(other.status)) for other in others],
+        waiting_for=[
+            other for other in others
+            if other.connector_id == dispatch.connector_id and other.pk < dispatch.pk
+            and other.status in OPEN_STATUSES
+        ] if dispatch.status in (DispatchStatus.PENDING, DispatchStatus.RETRYING) else [],
+        can_retry=may_retry and dispatch.status in RETRYABLE,
+        resource_nos=resource_nos(dispatch.appointment.data),
+        action_uris=action_uris(dispatch.appointment, action=dispatch.action),
+        quarantined_at=dispatch.connector.quarantined_at,
+    )
+
+
+def resource_nos(data: Any) -> list[str]:
+    """The resource nos of the appointment's current state."""
+    resources = data.get("resources") if isinstance(data, Mapping) else None
+    return [
+        str(r["resource_no"]) for r in resources or []
+        if isinstance(r, Mapping) and r.get("resource_no")
+    ]
+
+
+def pretty_json(value: Any, redactor: Redactor) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return redactor.text(text)
+
+
+def attempt_view(attempt: Attempt, redactor: Redactor) -> AttemptView:
+    return AttemptView(
+        attempt=attempt,
+        message=redactor.text(attempt.message),
+        hint=redactor.text(attempt.hint),
+        response_excerpt=redactor.text(attempt.response_excerpt),
+    )
+
+
+# --- Action URIs (connectors.action_uris, when that feature is installed) -----------------
+
+
+@dataclass(frozen=True)
+class ActionUri:
+    url: str
+    description: str
+    kind: str = ""  # planning board, appointment, task, map
+    method: str = "GET"
+    form_fields: tuple[tuple[str, str], ...] = ()  # a POST's body fields
+    open_url: str = ""  # for a POST: the admin's page that sends the form (docs/ACTION_URIS.md)
+
+    @property
+    def linkable(self) -> bool:
+        """Only http(s) addresses become links (a template could render `javascript:…`)."""
+        return urlsplit(self.url).scheme in ("http", "https")
+
+
+def action_uris(appointment: Appointment, *, action: str) -> list[ActionUri] | None:
+    """The appointment's action URIs rendered for this change (`action` fills
+    #DATABASEACTION#), or None when the feature does not exist."""
+    try:
+        module = importlib.import_module("connectors.action_uris")
+    except ModuleNotFoundError as exc:
+        if exc.name != "connectors.action_uris":
+            raise  # the module exists but is broken: that is a bug to see, not to hide
+        return None
+    render = getattr(module, "action_uris_for", None)
+    if render is None:
+        return None
+    return [_action_uri(item, appointment, action) for item in render(appointment, action=action)]
+
+
+def _action_uri(item: Any, appointment: Appointment | None = None, action: str = "") -> ActionUri:
+    def get(*names: str) -> str:
+        for name in names:
+            value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+            if callable(value):  # e.g. a model's get_FOO_display
+                value = value()
+            if value:
+                return str(value)
+        return ""
+
+    fields = item.get("form_fields") if isinstance(item, Mapping) else getattr(
+        item, "form_fields", None
+    )
+    return ActionUri(
+        url=get("uri", "url"),
+        description=get("description", "name") or get("uri", "url"),
+        kind=get("url_type_label", "get_url_type_display", "url_type"),
+        method=(get("request_type", "method") or "GET").upper(),
+        form_fields=tuple((str(k), str(v)) for k, v in (fields or {}).items()),
+        open_url=_open_url(get("action_uri_id"), appointment, action),
+    )
+
+
+def _open_url(action_uri_id: str, appointment: Appointment | None, action: str) -> str:
+    if not action_uri_id or appointment is None:
+        return ""
+    try:
+        url = reverse("admin:connectors_actionuri_open", args=[action_uri_id, appointment.pk])
+    except NoReverseMatch:  # that admin page is gone: the form is sent from here instead
+        return ""
+    return f"{url}?{urlencode({'action': action})}" if action else url
