@@ -1,6 +1,6 @@
 """The connector health page's indexes (docs/BENCHMARKS.md has the plans and timings).
 
-- `Attempt.connector`: the dispatch's connector, copied onto each attempt (delivery._log sets
+- `Attempt.connector`: the dispatch's connector, copied onto each attempt (delivery.common.log_attempt sets
   it), backfilled here with one UPDATE. Counting failed attempts per connector and window then
   reads one index range per connector instead of joining every attempt of the window to its
   dispatch (on SQLite 80-100 ms → 5 ms with 300,000 attempts), and the last error of a

@@ -183,9 +183,9 @@ class Attempt(models.Model):
     """One try of a dispatch, as the dispatch log shows it (redacted, excerpt ≤ 20 kB)."""
 
     dispatch = models.ForeignKey(Dispatch, on_delete=models.CASCADE, related_name="attempt_log")
-    # The dispatch's connector, copied (delivery._log) so that the health page counts failed
-    # attempts per connector and window from one index instead of joining every attempt to its
-    # dispatch (docs/BENCHMARKS.md). Indexed by `attempt_health` below.
+    # The dispatch's connector, copied (delivery.common.log_attempt) so that the health page
+    # counts failed attempts per connector and window from one index instead of joining every
+    # attempt to its dispatch (docs/BENCHMARKS.md). Indexed by `attempt_health` below.
     connector = models.ForeignKey(
         Connector, on_delete=models.CASCADE, related_name="+", editable=False, db_index=False
     )

@@ -10,6 +10,7 @@ never through Django's connection, which belongs to the test process's own setti
 
 from __future__ import annotations
 
+import abc
 import os
 import sqlite3
 import sys
@@ -22,23 +23,23 @@ from urllib.parse import urlsplit, urlunsplit
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
 
 
-class Database:
+class Database(abc.ABC):
     """A database made for one App. `url` is the app's DATABASE_URL."""
 
     url: str
     vendor: str
 
+    @abc.abstractmethod
     def create(self) -> None:
         """Make the (empty) database; `manage.py migrate` fills it."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def drop(self) -> None:
         """Remove it, also while a process still holds a connection."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """The rows of one statement as dicts, in a short transaction of its own."""
-        raise NotImplementedError
 
 
 class SqliteDatabase(Database):

@@ -1,0 +1,33 @@
+"""Delivering dispatches: claim, send, record, retry, order, coalesce, quarantine, sweep.
+
+A dispatch is sent by whoever claims it: a django-q2 task queued after commit, or the sweeper
+(every minute) for dispatches whose message was lost, whose retry is due, or whose worker died
+(its lease expired). Claiming locks the row (`select_for_update(skip_locked=True)` on
+PostgreSQL; SQLite's IMMEDIATE transactions serialise writers), so no two workers send one
+dispatch at once. Delivery is at least once: a worker killed after sending but before recording
+sends again after the lease; receivers drop duplicates by the stable dispatch id.
+
+Order: a dispatch is sent only when no earlier dispatch of the same appointment to the same
+connector is still open, so a create is never overtaken by its update or delete. An update with
+newer updates queued behind it is coalesced into the newest (only the newest state is sent).
+
+The package: `common` (queueing, locks, the attempt log), `claiming`, `sending` (attempt and
+record), `operations` (the sweeper, retry, quarantine, resume).
+"""
+
+from .claiming import claim
+from .common import enqueue, lease_seconds
+from .operations import connector_quarantine, connector_resume, dispatches_retry, sweep
+from .sending import deliver, retry_delay
+
+__all__ = [
+    "claim",
+    "connector_quarantine",
+    "connector_resume",
+    "deliver",
+    "dispatches_retry",
+    "enqueue",
+    "lease_seconds",
+    "retry_delay",
+    "sweep",
+]

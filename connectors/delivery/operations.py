@@ -1,0 +1,94 @@
+"""The sweeper and what operators do: retry dispatches, quarantine and resume connectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from connectors.models import OPEN_STATUSES, AttemptOutcome, Connector, Dispatch
+
+from .common import CLAIMABLE, SWEEP_BATCH, S, enqueue, locking, log, log_attempt
+
+
+def sweep() -> int:
+    """Reclaim dispatches whose worker died (lease expired) and queue every due chain head of
+    a connector that is not quarantined; returns how many were queued."""
+    now = timezone.now()
+    with transaction.atomic():
+        lost = list(locking(Dispatch.objects.filter(status=S.SENDING, lease_until__lt=now)))
+        for dispatch in lost:
+            dispatch.status = S.RETRYING
+            dispatch.next_attempt_at = now
+            dispatch.lease_until = None
+            dispatch.save(update_fields=["status", "next_attempt_at", "lease_until",
+                                         "updated_at"])
+            log_attempt(dispatch, AttemptOutcome.LOST,
+                 message=f"The worker ({dispatch.lease_owner or 'unknown'}) did not finish "
+                 "this attempt; it is sent again (the receiver may see it twice).")
+    earlier_open = Dispatch.objects.filter(
+        appointment_id=OuterRef("appointment_id"), connector_id=OuterRef("connector_id"),
+        pk__lt=OuterRef("pk"), status__in=OPEN_STATUSES,
+    )
+    due = list(
+        Dispatch.objects.filter(status__in=CLAIMABLE, next_attempt_at__lte=now,
+                                connector__quarantined_at__isnull=True)
+        .exclude(Exists(earlier_open))
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    enqueue(due)
+    return len(due)
+
+
+def _user_label(user: Any) -> str:
+    return str(getattr(user, "get_username", lambda: "")() or "") if user else ""
+
+
+def dispatches_retry(dispatch_ids: list[int], *, user: Any = None) -> int:
+    """Make failed, cancelled or retrying dispatches due now, starting their retry schedule
+    again, log who asked, and queue them; returns how many."""
+    now = timezone.now()
+    retried = []
+    with transaction.atomic():
+        for dispatch in locking(Dispatch.objects.filter(
+            pk__in=dispatch_ids, status__in=(S.FAILED, S.CANCELLED, S.RETRYING, S.PENDING)
+        )):
+            dispatch.status = S.PENDING
+            dispatch.attempts = 0
+            dispatch.next_attempt_at = now
+            dispatch.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+            log_attempt(dispatch, AttemptOutcome.REQUESTED, user=_user_label(user),
+                 message=f"Retry requested by {_user_label(user) or 'an operator'}.")
+            retried.append(dispatch.pk)
+    transaction.on_commit(lambda: enqueue(retried))
+    return len(retried)
+
+
+def connector_quarantine(connector: Connector, *, reason: str) -> None:
+    """Hold the connector's dispatches until someone resumes it (visible in the admin)."""
+    Connector.objects.filter(pk=connector.pk, quarantined_at__isnull=True).update(
+        quarantined_at=timezone.now(), quarantine_reason=reason
+    )
+    log.warning("Connector %s quarantined: %s", connector.pk, reason)
+
+
+def connector_resume(connector: Connector, *, user: Any = None) -> int:
+    """Lift the quarantine and make the held dispatches due now; returns how many."""
+    now = timezone.now()
+    with transaction.atomic():
+        Connector.objects.filter(pk=connector.pk).update(
+            quarantined_at=None, quarantine_reason="", failing_since=None
+        )
+        held = list(Dispatch.objects.filter(connector_id=connector.pk, status__in=CLAIMABLE)
+                    .values_list("pk", flat=True))
+        Dispatch.objects.filter(pk__in=held).update(next_attempt_at=now, attempts=0)
+        for dispatch in Dispatch.objects.filter(pk__in=held[:1]):
+            log_attempt(dispatch, AttemptOutcome.REQUESTED, user=_user_label(user),
+                 message=f"Connector resumed by {_user_label(user) or 'an operator'}; "
+                 f"{len(held)} held dispatch(es) are due now.")
+    if held:
+        transaction.on_commit(sweep)  # queues each chain's head, in order
+    return len(held)
