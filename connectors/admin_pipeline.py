@@ -21,6 +21,7 @@ from django.utils.text import Truncator
 
 from . import delivery
 from .admin_action_uris import action_uri_links
+from .dispatch_log.present import status_class
 from .models import (
     OPEN_STATUSES,
     SECRET_FIELDS,
@@ -28,21 +29,11 @@ from .models import (
     AppointmentEvent,
     Connector,
     Dispatch,
-    DispatchStatus,
 )
 
 RETRY_PERMISSION = "connectors.retry_dispatch"
 CONNECTOR_SECRETS = (*SECRET_FIELDS, "previous_signing_secret")
 
-# Badge classes of connectors/admin.css, per dispatch status.
-STATUS_CLASSES: dict[str, str] = {
-    DispatchStatus.PENDING: "dc-unknown",
-    DispatchStatus.SENDING: "dc-unknown",
-    DispatchStatus.RETRYING: "dc-unknown",
-    DispatchStatus.SUCCEEDED: "dc-ok",
-    DispatchStatus.FAILED: "dc-fail",
-    DispatchStatus.CANCELLED: "dc-off",
-}
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -188,7 +179,7 @@ class DispatchAdmin(ReadOnlyAdmin):
     def status_badge(self, obj: Dispatch) -> SafeString:
         return format_html(
             '<span class="dc-status {}">{}</span>',
-            STATUS_CLASSES.get(obj.status, "dc-unknown"),
+            status_class(obj.status),
             obj.get_status_display(),
         )
 

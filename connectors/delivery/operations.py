@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from connectors.models import OPEN_STATUSES, AttemptOutcome, Connector, Dispatch
+from connectors.models import OPEN_STATUSES, RETRYABLE_STATUSES, AttemptOutcome, Connector, Dispatch
 
 from .common import CLAIMABLE, SWEEP_BATCH, S, enqueue, locking, log, log_attempt
 
@@ -54,7 +54,7 @@ def dispatches_retry(dispatch_ids: list[int], *, user: Any = None) -> int:
     retried = []
     with transaction.atomic():
         for dispatch in locking(Dispatch.objects.filter(
-            pk__in=dispatch_ids, status__in=(S.FAILED, S.CANCELLED, S.RETRYING, S.PENDING)
+            pk__in=dispatch_ids, status__in=RETRYABLE_STATUSES
         )):
             dispatch.status = S.PENDING
             dispatch.attempts = 0

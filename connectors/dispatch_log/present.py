@@ -18,15 +18,18 @@ from urllib.parse import urlencode, urlsplit
 from django.urls import NoReverseMatch, reverse
 
 from connectors.backoffices.redact import Redactor, redactor_for
-from connectors.models import OPEN_STATUSES, Appointment, Attempt, Dispatch, DispatchStatus
+from connectors.models import (
+    OPEN_STATUSES,
+    RETRYABLE_STATUSES,
+    Appointment,
+    Attempt,
+    Dispatch,
+    DispatchStatus,
+)
 
 from . import selectors
 from .curl import Curl, latest_curl
 
-RETRYABLE = frozenset(
-    {DispatchStatus.FAILED, DispatchStatus.CANCELLED, DispatchStatus.RETRYING,
-     DispatchStatus.PENDING}
-)
 # Badge classes of connectors/admin.css, per dispatch status.
 STATUS_CLASSES: dict[str, str] = {
     DispatchStatus.PENDING: "dc-unknown",
@@ -105,7 +108,7 @@ def detail(dispatch: Dispatch, *, may_retry: bool) -> Detail:
             if other.connector_id == dispatch.connector_id and other.pk < dispatch.pk
             and other.status in OPEN_STATUSES
         ] if dispatch.status in (DispatchStatus.PENDING, DispatchStatus.RETRYING) else [],
-        can_retry=may_retry and dispatch.status in RETRYABLE,
+        can_retry=may_retry and dispatch.status in RETRYABLE_STATUSES,
         resource_nos=resource_nos(dispatch.appointment.data),
         action_uris=action_uris(dispatch.appointment, action=dispatch.action),
         quarantined_at=dispatch.connector.quarantined_at,

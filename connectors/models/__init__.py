@@ -5,6 +5,7 @@ from .action_uri import ActionUri, RequestType, UrlType
 from .connector import SECRET_FIELDS, ApiClient, Connector, all_crud_types
 from .pipeline import (
     OPEN_STATUSES,
+    RETRYABLE_STATUSES,
     Appointment,
     AppointmentEvent,
     AppointmentResource,
@@ -24,6 +25,7 @@ __all__ = [
     "Attempt",
     "AttemptOutcome",
     "OPEN_STATUSES",
+    "RETRYABLE_STATUSES",
     "RequestType",
     "Connector",
     "Dispatch",

@@ -110,6 +110,11 @@ class DispatchStatus(models.TextChoices):
 
 
 OPEN_STATUSES = (DispatchStatus.PENDING, DispatchStatus.SENDING, DispatchStatus.RETRYING)
+# What "retry now" accepts: anything not being sent and not delivered.
+RETRYABLE_STATUSES = (
+    DispatchStatus.FAILED, DispatchStatus.CANCELLED, DispatchStatus.RETRYING,
+    DispatchStatus.PENDING,
+)
 
 
 class Dispatch(models.Model):
