@@ -24,6 +24,7 @@ from .admin_action_uris import action_uri_links
 from .dispatch_log.present import status_class
 from .models import (
     OPEN_STATUSES,
+    RETRY_DISPATCH_PERMISSION,
     SECRET_FIELDS,
     Appointment,
     AppointmentEvent,
@@ -31,7 +32,7 @@ from .models import (
     Dispatch,
 )
 
-RETRY_PERMISSION = "connectors.retry_dispatch"
+RETRY_PERMISSION = RETRY_DISPATCH_PERMISSION
 CONNECTOR_SECRETS = (*SECRET_FIELDS, "previous_signing_secret")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -177,8 +177,20 @@ def events_accept(
         if dispatch_ids:
             transaction.on_commit(lambda: _enqueue(dispatch_ids))
     if client is not None and outcomes:
-        ApiClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now())
+        _note_use(client)
     return outcomes
+
+
+# `last_used_at` is for administrators ("is this key still in use?"): to the minute is enough,
+# and skipping the write keeps a busy client's requests from all updating one row.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def _note_use(client: ApiClient) -> None:
+    now = timezone.now()
+    ApiClient.objects.filter(pk=client.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_PRECISION)
+    ).update(last_used_at=now)
 
 
 def _enqueue(dispatch_ids: list[int]) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from .authentication import client_of
+from connectors.models import VIEW_DISPATCH_PERMISSION
 
-VIEW_DISPATCH = "connectors.view_dispatch"
+from .authentication import client_of
 
 
 class IsApiClient(BasePermission):
@@ -30,4 +30,4 @@ class CanViewDispatches(BasePermission):
         if client_of(request) is not None:
             return True
         user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(VIEW_DISPATCH))
+        return bool(user and user.is_authenticated and user.has_perm(VIEW_DISPATCH_PERMISSION))

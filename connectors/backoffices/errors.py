@@ -202,14 +202,19 @@ def _tls_hint(text: str) -> str:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-        if current is not None and current.args and isinstance(current.args[0], BaseException):
-            seen.append(current.args[0])
-    return seen
+    """The exception and its causes. requests and urllib3 also wrap the real error as their
+    first argument (e.g. ConnectionError(MaxRetryError(…, reason=SSLError))), so those count."""
+    chain: list[BaseException] = []
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or current in chain:
+            continue  # None, or a `reason` that is only text (ssl.SSLError's)
+        chain.append(current)
+        wrapped = [arg for arg in current.args if isinstance(arg, BaseException)]
+        pending.extend([current.__cause__ or current.__context__, *wrapped,
+                        getattr(current, "reason", None)])
+    return chain
 
 
 def error_for_exception(

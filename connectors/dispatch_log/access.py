@@ -18,8 +18,10 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 
-VIEW_PERMISSION = "connectors.view_dispatch"
-RETRY_PERMISSION = "connectors.retry_dispatch"
+from connectors.models import RETRY_DISPATCH_PERMISSION, VIEW_DISPATCH_PERMISSION
+
+VIEW_PERMISSION = VIEW_DISPATCH_PERMISSION
+RETRY_PERMISSION = RETRY_DISPATCH_PERMISSION
 PERMISSION_NAMES = {
     VIEW_PERMISSION: "Can view dispatch",
     RETRY_PERMISSION: "Can retry a dispatch",

@@ -7,7 +7,6 @@ that slipped into a stored text (a body, an excerpt, a message) still never reac
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,8 +14,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
+from connectors.action_uris import RenderedActionUri, action_uris_for
 from connectors.backoffices.redact import Redactor, redactor_for
 from connectors.models import (
     OPEN_STATUSES,
@@ -85,7 +85,7 @@ class Detail:
     waiting_for: list[Dispatch]
     can_retry: bool
     resource_nos: list[str]
-    action_uris: list[ActionUri] | None = None
+    action_uris: list[ActionUri] = field(default_factory=list)
     quarantined_at: datetime | None = field(default=None)
 
 
@@ -138,7 +138,7 @@ def attempt_view(attempt: Attempt, redactor: Redactor) -> AttemptView:
     )
 
 
-# --- Action URIs (connectors.action_uris, when that feature is installed) -----------------
+# --- Action URIs (connectors.action_uris) -----------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -156,49 +156,30 @@ class ActionUri:
         return urlsplit(self.url).scheme in ("http", "https")
 
 
-def action_uris(appointment: Appointment, *, action: str) -> list[ActionUri] | None:
+def action_uris(appointment: Appointment, *, action: str) -> list[ActionUri]:
     """The appointment's action URIs rendered for this change (`action` fills
-    #DATABASEACTION#), or None when the feature does not exist."""
-    try:
-        module = importlib.import_module("connectors.action_uris")
-    except ModuleNotFoundError as exc:
-        if exc.name != "connectors.action_uris":
-            raise  # the module exists but is broken: that is a bug to see, not to hide
-        return None
-    render = getattr(module, "action_uris_for", None)
-    if render is None:
-        return None
-    return [_action_uri(item, appointment, action) for item in render(appointment, action=action)]
+    #DATABASEACTION#)."""
+    return [_action_uri(item, appointment, action)
+            for item in action_uris_for(appointment, action=action)]
 
 
-def _action_uri(item: Any, appointment: Appointment | None = None, action: str = "") -> ActionUri:
-    def get(*names: str) -> str:
-        for name in names:
-            value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
-            if callable(value):  # e.g. a model's get_FOO_display
-                value = value()
-            if value:
-                return str(value)
-        return ""
-
-    fields = item.get("form_fields") if isinstance(item, Mapping) else getattr(
-        item, "form_fields", None
-    )
+def _action_uri(
+    item: RenderedActionUri, appointment: Appointment | None = None, action: str = ""
+) -> ActionUri:
     return ActionUri(
-        url=get("uri", "url"),
-        description=get("description", "name") or get("uri", "url"),
-        kind=get("url_type_label", "get_url_type_display", "url_type"),
-        method=(get("request_type", "method") or "GET").upper(),
-        form_fields=tuple((str(k), str(v)) for k, v in (fields or {}).items()),
-        open_url=_open_url(get("action_uri_id"), appointment, action),
+        url=item.uri,
+        description=item.description or item.uri,
+        kind=item.url_type_label,
+        method=item.request_type.upper(),
+        form_fields=tuple(item.form_fields.items()),
+        open_url=_open_url(item.action_uri_id, appointment, action),
     )
 
 
-def _open_url(action_uri_id: str, appointment: Appointment | None, action: str) -> str:
-    if not action_uri_id or appointment is None:
+def _open_url(action_uri_id: int | None, appointment: Appointment | None, action: str) -> str:
+    """For a stored POST template: the admin page that sends its form. A preview (no stored
+    template) has none, and the detail page sends the form itself."""
+    if action_uri_id is None or appointment is None:
         return ""
-    try:
-        url = reverse("admin:connectors_actionuri_open", args=[action_uri_id, appointment.pk])
-    except NoReverseMatch:  # that admin page is gone: the form is sent from here instead
-        return ""
+    url = reverse("admin:connectors_actionuri_open", args=[action_uri_id, appointment.pk])
     return f"{url}?{urlencode({'action': action})}" if action else url

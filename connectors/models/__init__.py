@@ -5,7 +5,9 @@ from .action_uri import ActionUri, RequestType, UrlType
 from .connector import SECRET_FIELDS, ApiClient, Connector, all_crud_types
 from .pipeline import (
     OPEN_STATUSES,
+    RETRY_DISPATCH_PERMISSION,
     RETRYABLE_STATUSES,
+    VIEW_DISPATCH_PERMISSION,
     Appointment,
     AppointmentEvent,
     AppointmentResource,
@@ -25,7 +27,9 @@ __all__ = [
     "Attempt",
     "AttemptOutcome",
     "OPEN_STATUSES",
+    "RETRY_DISPATCH_PERMISSION",
     "RETRYABLE_STATUSES",
+    "VIEW_DISPATCH_PERMISSION",
     "RequestType",
     "Connector",
     "Dispatch",

@@ -109,6 +109,10 @@ class DispatchStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# The permissions the dispatch log, the admin and the API check (codes with the app label).
+VIEW_DISPATCH_PERMISSION = "connectors.view_dispatch"
+RETRY_DISPATCH_PERMISSION = "connectors.retry_dispatch"
+
 OPEN_STATUSES = (DispatchStatus.PENDING, DispatchStatus.SENDING, DispatchStatus.RETRYING)
 # What "retry now" accepts: anything not being sent and not delivered.
 RETRYABLE_STATUSES = (

@@ -282,3 +282,20 @@ def test_coalescing_never_skips_an_update_another_worker_holds(receiver, monkeyp
     Dispatch.objects.filter(pk=x).update(status="succeeded")
     assert delivery.claim(y).pk == z  # without contention the next claim coalesces
     assert Dispatch.objects.get(pk=y).status == "cancelled"
+
+
+def test_a_clients_last_use_is_written_at_most_once_a_minute(receiver):
+    hook(receiver)
+    client, _ = services.api_client_create(name="ERP", source_apps=["BCPROD"])
+    events_accept(client=client, events=[IncomingEvent("e1", "create", T0, samples.appointment())])
+    client.refresh_from_db()
+    first = client.last_used_at
+    assert first is not None
+    events_accept(client=client, events=[IncomingEvent("e2", "update", T0, samples.appointment())])
+    client.refresh_from_db()
+    assert client.last_used_at == first
+    client.__class__.objects.filter(pk=client.pk).update(
+        last_used_at=first - timedelta(minutes=2))
+    events_accept(client=client, events=[IncomingEvent("e3", "update", T0, samples.appointment())])
+    client.refresh_from_db()
+    assert client.last_used_at > first

@@ -4,13 +4,13 @@ action URIs, and "Retry now" with its audit record."""
 from __future__ import annotations
 
 import html
-import sys
 from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
+from connectors.action_uris import RenderedActionUri
 from connectors.dispatch_log import present
 from connectors.models import ActionUri, Attempt, Dispatch
 from tests.connectors.pipeline_factories import (
@@ -155,9 +155,16 @@ def test_the_appointments_action_uris_are_links_with_their_descriptions(support_
     assert "Show on map</a>" in uris
 
 
+def rendered(uri: str, **extra) -> RenderedActionUri:
+    values = {"url_type": "map", "url_type_label": "Map", "description": "x", "uri": uri,
+              "request_type": "GET", "is_default": False}
+    values.update(extra)
+    return RenderedActionUri(**values)
+
+
 def test_a_post_action_uri_without_its_admin_page_is_sent_from_here():
-    shown = present._action_uri({"uri": "https://maps.example.test/route", "description": "Map",
-                                 "request_type": "POST", "form_fields": {"job": "J 1/2"}})
+    shown = present._action_uri(rendered("https://maps.example.test/route", description="Map",
+                                         request_type="POST", form_fields={"job": "J 1/2"}))
     assert shown.method == "POST" and not shown.open_url
     assert shown.form_fields == (("job", "J 1/2"),)
 
@@ -167,17 +174,9 @@ def test_without_action_uris_the_section_says_none_is_set_up(support_client):
     assert "No action URI is set up for source app BCPROD / SERVICE." in text
 
 
-def test_the_action_uri_section_is_left_out_while_the_feature_does_not_exist(
-    support_client, monkeypatch
-):
-    monkeypatch.setitem(sys.modules, "connectors.action_uris", None)
-    assert present.action_uris(DispatchFactory().appointment, action="create") is None
-    assert 'id="action-uris"' not in page(support_client, DispatchFactory())
-
-
 def test_only_http_action_uris_become_links():
-    unsafe = present._action_uri({"uri": "javascript:alert(1)", "description": "x"})
-    safe = present._action_uri({"uri": "https://a.test/", "description": "x"})
+    unsafe = present._action_uri(rendered("javascript:alert(1)"))
+    safe = present._action_uri(rendered("https://a.test/"))
     assert not unsafe.linkable and safe.linkable
 
 

@@ -17,8 +17,10 @@ def add_auth_arguments(parser: argparse.ArgumentParser, schemes: tuple[str, ...]
         "none", "basic", "bearer")) -> None:
     parser.add_argument("--auth", choices=schemes, default="none",
                         help="What the fake demands (default: nothing).")
-    parser.add_argument("--login", default="", help="basic: the login it accepts.")
-    parser.add_argument("--password", default="", help="basic: the password it accepts.")
+    parser.add_argument("--login", default="",
+                        help="basic, ntlm, negotiate: the login it accepts (DOMAIN\\user).")
+    parser.add_argument("--password", default="",
+                        help="basic, ntlm, negotiate: the password it accepts.")
     parser.add_argument("--audience", default="",
                         help="bearer: the scope a token must carry (default: any).")
 
