@@ -184,5 +184,8 @@ def purge_with_settings(*, dry_run: bool = False) -> PurgeResult:
 
 
 def scheduled_purge() -> str:
-    """The daily django-q2 schedule's entry point; its result (the summary) shows in the admin."""
-    return purge_with_settings().summary()
+    """The daily django-q2 schedule's entry point; its result (the summary) shows in the admin.
+    Also purges the Exchange sync's log and notifications with the same retention."""
+    from exchange_sync.retention import purge_exchange_records
+
+    return f"{purge_with_settings().summary()} {purge_exchange_records()}"

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("api/v1/exchange/", include("exchange_sync.api.urls")),
     path("api/", include("connectors.api.urls")),
     path("dispatches/", include("connectors.dispatch_log.urls")),
 ]

@@ -26,6 +26,7 @@ from connectors.models import (
     Dispatch,
     DispatchStatus,
 )
+from exchange_sync.models import SyncLogEntry
 
 from . import selectors
 from .curl import Curl, latest_curl
@@ -87,10 +88,12 @@ class Detail:
     resource_nos: list[str]
     action_uris: list[ActionUri] = field(default_factory=list)
     quarantined_at: datetime | None = field(default=None)
+    sync_log: list[SyncLogEntry] = field(default_factory=list)
 
 
 def detail(dispatch: Dispatch, *, may_retry: bool) -> Detail:
-    """Everything the detail page shows (three queries and the action URIs' own)."""
+    """Everything the detail page shows (three queries, the action URIs' own, and one more for
+    the Exchange sync log when the appointment has one)."""
     redactor = redactor_for(dispatch.connector)
     attempts = selectors.attempts(dispatch)
     others = selectors.other_dispatches(dispatch)
@@ -112,6 +115,7 @@ def detail(dispatch: Dispatch, *, may_retry: bool) -> Detail:
         resource_nos=resource_nos(dispatch.appointment.data),
         action_uris=action_uris(dispatch.appointment, action=dispatch.action),
         quarantined_at=dispatch.connector.quarantined_at,
+        sync_log=selectors.sync_log(dispatch),
     )
 
 

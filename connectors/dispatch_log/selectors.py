@@ -1,5 +1,5 @@
 """Reads for the dispatch log: the filtered list, counts per status, one dispatch with its
-attempts and siblings, the CSV rows.
+attempts, siblings and the appointment's Exchange sync log, the CSV rows.
 
 Every query here is served by an index: the search compares business keys exactly (each has
 an index: appointment GUID/no, job no, task no, AppointmentResource.resource_no, the event id,
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from connectors.models import (
     Appointment,
@@ -29,9 +29,11 @@ from connectors.models import (
     Dispatch,
     DispatchStatus,
 )
+from exchange_sync.models import SyncLogEntry
 
 ORDER = ("-created_at", "-id")  # newest first; the id breaks ties
 OTHER_DISPATCHES_LIMIT = 50
+SYNC_LOG_LIMIT = 50
 MESSAGE_ID = re.compile(r"msg_([0-9a-fA-F]{32})")
 
 # Only what a list row (or a CSV line) shows.
@@ -156,11 +158,28 @@ def connectors_by_id(ids: set[int]) -> dict[int, Connector]:
 
 
 def dispatch(pk: int) -> Dispatch | None:
-    """One dispatch with its event (and API client), appointment and whole connector."""
+    """One dispatch with its event (and API client), appointment and whole connector, and
+    `has_sync_log`: whether the appointment has Exchange sync log entries (so the page reads
+    them only when there are some)."""
     return (
         Dispatch.objects.select_related("event__client", "appointment", "connector")
+        .annotate(has_sync_log=Exists(
+            SyncLogEntry.objects.filter(appointment_id=OuterRef("appointment_id"))
+        ))
         .filter(pk=pk)
         .first()
+    )
+
+
+def sync_log(dispatch: Dispatch) -> list[SyncLogEntry]:
+    """The appointment's Exchange sync log entries, newest first, at most SYNC_LOG_LIMIT
+    (none read when `dispatch()` found that there are none)."""
+    if not getattr(dispatch, "has_sync_log", True):
+        return []
+    return list(
+        SyncLogEntry.objects.filter(appointment_id=dispatch.appointment_id)
+        .select_related("resource")
+        .order_by("-at", "-id")[:SYNC_LOG_LIMIT]
     )
 
 

@@ -2,9 +2,11 @@
 
     python -m tests.fakes.all [--base-port 8100] [--connectors demo-connectors.json]
 
-It starts the HTTPS token server (Entra ID and OAuth2) and one webhook receiver, Business Central
-REST API and SOAP page per authentication scheme, prints the settings DimeConnect needs to trust
-and reach them (HTTP_CA_BUNDLE, ENTRA_AUTHORITY_HOST, the service account), and writes an
+It starts the HTTPS token server (Entra ID and OAuth2), one webhook receiver, Business Central
+REST API and SOAP page per authentication scheme, and the fake Microsoft Graph (tests.fakes.graph,
+with demo mailboxes), prints the settings DimeConnect needs to trust and reach them
+(HTTP_CA_BUNDLE, ENTRA_AUTHORITY_HOST, the service account, GRAPH_BASE_URL and the Exchange
+app's tenant, client and secret), and writes an
 `apply_connectors` file with one connector for every allowed type x API type x auth type, all
 pointing at these fakes. Then:
 
@@ -25,6 +27,7 @@ from typing import Any
 from connectors.compat import allowed_combinations
 
 from . import bc_rest, token_server, webhook_receiver
+from . import graph as graph_fake
 from .auth_gate import AuthPolicy
 from .server import FakeServer
 from .soap_server import soap_server
@@ -57,10 +60,10 @@ def kind_of(connector_type: str, api_type: str) -> str:
 
 
 def start_servers(
-    base_port: int, ca_dir: Path = ROOT / ".fakes"
+    base_port: int, ca_dir: Path = ROOT / ".fakes", ca: TestCA | None = None
 ) -> tuple[FakeServer, dict[tuple[str, str], FakeServer]]:
     """Start the token server on `base_port` and the others on the ports after it (0: any)."""
-    ca = TestCA.create(ca_dir)
+    ca = ca or TestCA.create(ca_dir)
     tokens = token_server.make(ca, port=base_port).start()
     servers: dict[tuple[str, str], FakeServer] = {}
     needed = sorted({(kind_of(t, a), SCHEMES[u]) for t, a, u in allowed_combinations()})
@@ -76,6 +79,14 @@ def start_servers(
             server = soap_server(policy=policy(scheme), port=port)
         servers[(kind, scheme)] = server.start()
     return tokens, servers
+
+
+def start_graph(port: int, ca: TestCA) -> FakeServer:
+    """The fake Microsoft Graph with its demo mailboxes, started (port 0: any)."""
+    state = graph_fake.GraphState()
+    for email in graph_fake.handler.DEMO_USERS:
+        state.add_user(email)
+    return graph_fake.make(ca, port=port, state=state).start()
 
 
 def connector_specs(tokens: FakeServer,
@@ -117,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connectors", default="demo-connectors.json",
                         help="Where to write the apply_connectors file.")
     args = parser.parse_args(argv)
-    tokens, servers = start_servers(args.base_port)
+    ca = TestCA.create(ROOT / ".fakes")
+    tokens, servers = start_servers(args.base_port, ca=ca)
+    graph = start_graph(args.base_port + len(servers) + 1 if args.base_port else 0, ca)
     Path(args.connectors).write_text(json.dumps(connector_specs(tokens, servers), indent=2))
     print(f"Token server (Entra ID + OAuth2, https): {tokens.url}")
     for (kind, scheme), server in sorted(servers.items()):
@@ -127,13 +140,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  ENTRA_AUTHORITY_HOST={tokens.url}")
     print(f"  BACKOFFICE_SERVICE_LOGIN={SERVICE_LOGIN}")
     print(f"  BACKOFFICE_SERVICE_PASSWORD={SERVICE_PASSWORD}")
+    print("\nExchange sync (the fake Graph also serves its own Entra endpoints; DimeConnect's "
+          "token server above works too):")
+    for line in graph_fake.settings_lines(graph, ca.ca_file)[2:]:
+        print(f"  {line}")
     print(f"\nConnectors for every allowed combination: python manage.py apply_connectors "
           f"{args.connectors}\nCtrl-C stops the fakes.", flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        for server in [tokens, *servers.values()]:
+        for server in [tokens, graph, *servers.values()]:
             server.stop()
 
 

@@ -1,0 +1,40 @@
+"""`manage.py test_exchange [--json]`: exit 0 when the Exchange connection works, 1 when not."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from exchange_sync.connection import exchange_test_connection
+from exchange_sync.models import ExchangeSettings
+
+
+class Command(BaseCommand):
+    help = (
+        "Test the Exchange (Microsoft Graph) connection step by step (configuration, token, "
+        "reading a mailbox, notifications) without writing to any mailbox; store the result. "
+        "Exit status 0 when it works, 1 when not."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--json", action="store_true", dest="as_json", help="Print the result as JSON."
+        )
+
+    def handle(self, *args: Any, as_json: bool, **options: Any) -> None:
+        result = exchange_test_connection(exchange_settings=ExchangeSettings.load())
+        if as_json:
+            self.stdout.write(json.dumps(result.as_dict(), indent=2))
+        else:
+            for step in result.steps:
+                mark = self.style.SUCCESS("ok  ") if step.ok else self.style.ERROR("FAIL")
+                self.stdout.write(f"{mark} {step.name} ({step.duration_ms} ms): {step.detail}")
+                if step.hint:
+                    label = "Fix" if not step.ok else "Note"
+                    self.stdout.write(f"     {label}: {step.hint}")
+            summary = self.style.SUCCESS if result.ok else self.style.ERROR
+            self.stdout.write(summary(result.message))
+        if not result.ok:
+            raise SystemExit(1)

@@ -1,1 +1,0 @@
-"""Resources' mailboxes and their Outlook sync state (Exchange sync issues)."""
