@@ -17,7 +17,7 @@ from django.utils.timesince import timesince
 
 from . import admin_action_uris, admin_pipeline, compat, services  # noqa: F401 (registers)
 from .backoffices.signing import ROTATION_OVERLAP
-from .forms import ApiClientAdminForm, ConnectorAdminForm
+from .forms import ApiClientAdminForm, ConnectorAdminForm, secret_status
 from .models import SECRET_FIELDS, ApiClient, Connector
 
 
@@ -65,7 +65,7 @@ class ConnectorAdmin(admin.ModelAdmin):
     )
     readonly_fields = (
         "status", "last_tested_at", "last_test_message", "last_test_steps", "created_at",
-        "updated_at",
+        "updated_at", "password_status", "client_secret_status", "signing_secret_status",
     )
     fieldsets = (
         ("Basic info", {"fields": ("name", "description")}),
@@ -106,7 +106,24 @@ class ConnectorAdmin(admin.ModelAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
             return [fieldset for fieldset in fieldsets if fieldset[0] != "Status"]
+        if not self.has_change_permission(request, obj):
+            # A view-only page renders every field's value: show each secret's status instead.
+            return [(name, {**options, "fields": tuple(
+                f"{field}_status" if field in SECRET_FIELDS else field
+                for field in options["fields"])}) for name, options in fieldsets]
         return fieldsets
+
+    @admin.display(description="password")
+    def password_status(self, obj: Connector) -> str:
+        return secret_status(obj.password)
+
+    @admin.display(description="client secret")
+    def client_secret_status(self, obj: Connector) -> str:
+        return secret_status(obj.client_secret)
+
+    @admin.display(description="signing secret")
+    def signing_secret_status(self, obj: Connector) -> str:
+        return secret_status(obj.signing_secret)
 
     @admin.display(description="status")
     def status(self, obj: Connector) -> str:

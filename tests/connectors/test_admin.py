@@ -286,6 +286,24 @@ def test_the_change_page_never_contains_any_stored_secret(admin_client):
     assert secret_status_html("password", "not set") in content
 
 
+def test_a_view_only_user_sees_each_secret_only_by_its_status(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    connector = make_connector(name="Hook", type="webhook", login="", password="",
+                               **VALID_ENTRIES["webhook"])
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_connector"))
+    client.force_login(viewer)
+
+    content = client.get(change_url(connector)).content.decode()
+
+    assert CLIENT_SECRET not in content
+    assert connector.signing_secret not in content
+    assert "set · ends in …4242" in content
+    assert f"set · ends in …{connector.signing_secret[-4:]}" in content
+    assert 'name="client_secret"' not in content  # a read-only page: no inputs
+
+
 def test_it_keeps_the_secret_when_the_input_is_blank(admin_client):
     connector = make_connector()
 
