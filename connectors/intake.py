@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from exchange_sync.outbound import queue as exchange_queue
+
 from .models import (
     ApiClient,
     Appointment,
@@ -47,6 +49,7 @@ class EventOutcome:
     stale: bool = False
     appointment_guid: str = ""
     dispatch_ids: list[int] = field(default_factory=list)
+    exchange_queued: bool = False  # the appointment's Outlook events need a push
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,14 +61,16 @@ class EventOutcome:
         }
 
 
-def matching_connectors(source_app: str, source_type: str, action: str) -> list[Connector]:
-    """Enabled connectors of the source app (and source type) whose CRUD types include the
-    action. Quarantined connectors match too: their dispatches wait for "resume"."""
+def matching_connectors(source_app: str, source_type: str, action: str) -> list[int]:
+    """The ids of the enabled connectors of the source app (and source type) whose CRUD types
+    include the action. Quarantined connectors match too: their dispatches wait for "resume".
+    Ids only: matching never reads (and so never decrypts) a connector's secrets."""
     return list(
         Connector.objects.filter(enabled=True, source_app=source_app)
         .filter(Q(source_type="") | Q(source_type=source_type))
         .filter(crud_types__contains=action)
         .order_by("pk")
+        .values_list("pk", flat=True)
     )
 
 
@@ -83,6 +88,9 @@ def _appointment_fields(data: dict[str, Any], occurred_at: datetime, action: str
     }
 
 
+STATE_FIELDS = [*_appointment_fields({}, timezone.now(), "create"), "updated_at"]
+
+
 def resource_nos(data: dict[str, Any]) -> list[str]:
     """The appointment's resource nos, deduplicated (for AppointmentResource)."""
     nos = {
@@ -92,55 +100,100 @@ def resource_nos(data: dict[str, Any]) -> list[str]:
     return sorted(nos)
 
 
-def _accept_one(client: ApiClient | None, event: IncomingEvent) -> EventOutcome:
-    guid = uuid.UUID(str(event.appointment["guid"]))
-    outcome = EventOutcome(event.event_id, "accepted", appointment_guid=str(guid))
-    values = _appointment_fields(event.appointment, event.occurred_at, event.action)
-    appointment, created = Appointment.objects.select_for_update().get_or_create(
-        guid=guid, defaults=values
-    )
-    outcome.stale = not created and event.occurred_at < appointment.state_at
-    # Every resource an event named stays searchable in the dispatch log (even a stale one's).
-    AppointmentResource.objects.bulk_create(
-        [AppointmentResource(appointment=appointment, resource_no=no)
-         for no in resource_nos(event.appointment)],
-        ignore_conflicts=True,
-    )
-    stored = AppointmentEvent.objects.create(
-        client=client,
-        event_id=event.event_id,
-        action=event.action,
-        occurred_at=event.occurred_at,
-        appointment=appointment,
-        payload=event.appointment,
-        source=event.source,
-        stale=outcome.stale,
-    )
-    if outcome.stale:
-        return outcome  # recorded; the newer state stays, and nothing older is written back
-    if not created:
-        for name, value in values.items():
-            setattr(appointment, name, value)
-        appointment.save()
-    now = timezone.now()
-    dispatches = Dispatch.objects.bulk_create(
-        Dispatch(
-            event=stored,
-            appointment=appointment,
-            connector=connector,
-            action=event.action,
-            payload=event.appointment,
-            next_attempt_at=now,
+class _Batch:
+    """Accepting a request's new events together: a few set-based statements for all of them.
+
+    The events are applied in request order against the appointments' states, exactly as one
+    by one (a later event of an appointment sees the state an earlier one set; a stale one
+    changes and sends nothing); then appointments, events, dispatches and resource rows are
+    written with bulk statements, dispatches in event order (their ids keep each chain's order).
+    Raises IntegrityError when a concurrent request stored one of the event ids or created one
+    of the appointments first; the caller then decides event by event.
+    """
+
+    def __init__(self, client: ApiClient | None, events: Sequence[IncomingEvent]) -> None:
+        self.client = client
+        self.events = events
+        self.connectors: dict[tuple[str, str, str], list[int]] = {}
+
+    def _connector_ids(self, values: dict[str, Any], action: str) -> list[int]:
+        key = (values["source_app"], values["source_type"], action)
+        if key not in self.connectors:
+            self.connectors[key] = matching_connectors(*key)
+        return self.connectors[key]
+
+    def _appointments(self, now: datetime) -> tuple[dict[uuid.UUID, Appointment], set[int]]:
+        """The events' appointments, locked (in GUID order, so concurrent requests cannot
+        deadlock), the missing ones created from their first event; and the indexes of the
+        events that created one."""
+        guids = [uuid.UUID(str(event.appointment["guid"])) for event in self.events]
+        found = {a.guid: a for a in Appointment.objects.select_for_update()
+                 .filter(guid__in=set(guids)).order_by("guid")}
+        creating: dict[uuid.UUID, int] = {}
+        for index, guid in enumerate(guids):
+            if guid not in found and guid not in creating:
+                creating[guid] = index
+        new = [Appointment(guid=guid, created_at=now, updated_at=now, **_appointment_fields(
+            self.events[i].appointment, self.events[i].occurred_at, self.events[i].action))
+            for guid, i in creating.items()]
+        for appointment in Appointment.objects.bulk_create(new):
+            found[appointment.guid] = appointment
+        return found, set(creating.values())
+
+    def accept(self) -> list[EventOutcome]:
+        now = timezone.now()
+        appointments, creators = self._appointments(now)
+        outcomes: list[EventOutcome] = []
+        stored: list[AppointmentEvent] = []
+        targets: list[list[int]] = []
+        changed: dict[int, Appointment] = {}
+        latest: dict[int, tuple[Appointment, dict[str, Any]]] = {}
+        resources: set[tuple[int, str]] = set()
+        for index, event in enumerate(self.events):
+            appointment = appointments[uuid.UUID(str(event.appointment["guid"]))]
+            stale = index not in creators and event.occurred_at < appointment.state_at
+            # Every resource an event named stays searchable in the dispatch log.
+            resources.update((appointment.pk, no) for no in resource_nos(event.appointment))
+            connector_ids: list[int] = []
+            if not stale:
+                values = _appointment_fields(event.appointment, event.occurred_at, event.action)
+                if index not in creators:
+                    for name, value in values.items():
+                        setattr(appointment, name, value)
+                    appointment.updated_at = now
+                    changed[appointment.pk] = appointment
+                latest[appointment.pk] = (appointment, event.appointment)
+                connector_ids = self._connector_ids(values, event.action)
+            targets.append(connector_ids)
+            stored.append(AppointmentEvent(
+                client=self.client, event_id=event.event_id, action=event.action,
+                occurred_at=event.occurred_at, received_at=now, appointment=appointment,
+                payload=event.appointment, source=event.source, stale=stale,
+                dispatch_count=len(connector_ids),
+            ))
+            outcomes.append(EventOutcome(event.event_id, "accepted", dispatches=len(connector_ids),
+                                         stale=stale, appointment_guid=str(appointment.guid)))
+        if changed:
+            Appointment.objects.bulk_update(list(changed.values()), STATE_FIELDS)
+        AppointmentResource.objects.bulk_create(
+            [AppointmentResource(appointment_id=pk, resource_no=number)
+             for pk, number in sorted(resources)],
+            ignore_conflicts=True,
         )
-        for connector in matching_connectors(
-            values["source_app"], values["source_type"], event.action
+        AppointmentEvent.objects.bulk_create(stored)
+        dispatches = Dispatch.objects.bulk_create(
+            Dispatch(event=record, appointment=record.appointment, connector_id=connector_id,
+                     action=record.action, payload=record.payload, next_attempt_at=now)
+            for record, connector_ids in zip(stored, targets, strict=True)
+            for connector_id in connector_ids
         )
-    )
-    stored.dispatch_count = len(dispatches)
-    stored.save(update_fields=["dispatch_count"])
-    outcome.dispatches = len(dispatches)
-    outcome.dispatch_ids = [d.pk for d in dispatches]
-    return outcome
+        ids = iter(d.pk for d in dispatches)
+        for outcome in outcomes:
+            outcome.dispatch_ids = [next(ids) for _ in range(outcome.dispatches)]
+        queued = exchange_queue.appointments_changed(latest.values())
+        for outcome, record in zip(outcomes, stored, strict=True):
+            outcome.exchange_queued = record.appointment_id in queued
+        return outcomes
 
 
 def events_accept(
@@ -153,32 +206,49 @@ def events_accept(
     appointment's stored state is recorded (`stale`) but changes nothing and sends nothing.
     The caller has checked that the client may post for each event's source app.
     """
-    outcomes: list[EventOutcome] = []
     with transaction.atomic():
         known = set(
             AppointmentEvent.objects.filter(
                 client=client, event_id__in=[e.event_id for e in events]
             ).values_list("event_id", flat=True)
         ) if client is not None else set()
+        fresh: list[IncomingEvent] = []
         seen: set[str] = set()
         for event in events:
-            if event.event_id in known or event.event_id in seen:
-                outcomes.append(EventOutcome(event.event_id, "duplicate",
-                                             appointment_guid=str(event.appointment["guid"])))
-                continue
-            seen.add(event.event_id)
-            try:
-                with transaction.atomic():  # a savepoint: a racing duplicate undoes only itself
-                    outcomes.append(_accept_one(client, event))
-            except IntegrityError:
-                outcomes.append(EventOutcome(event.event_id, "duplicate",
-                                             appointment_guid=str(event.appointment["guid"])))
+            if event.event_id not in known and event.event_id not in seen:
+                seen.add(event.event_id)
+                fresh.append(event)
+        try:
+            with transaction.atomic():  # a savepoint: a racing request undoes only this try
+                accepted = _Batch(client, fresh).accept() if fresh else []
+        except IntegrityError:
+            accepted = [_accept_alone(client, event) for event in fresh]
+        by_id = {outcome.event_id: outcome for outcome in accepted}
+        outcomes = [
+            by_id.pop(event.event_id) if event.event_id in by_id else EventOutcome(
+                event.event_id, "duplicate", appointment_guid=str(event.appointment["guid"]))
+            for event in events
+        ]
         dispatch_ids = [pk for outcome in outcomes for pk in outcome.dispatch_ids]
         if dispatch_ids:
             transaction.on_commit(lambda: _enqueue(dispatch_ids))
+        if any(outcome.exchange_queued for outcome in outcomes):
+            transaction.on_commit(exchange_queue.queue_push)
     if client is not None and outcomes:
         _note_use(client)
     return outcomes
+
+
+def _accept_alone(client: ApiClient | None, event: IncomingEvent) -> EventOutcome:
+    """One event in its own savepoint (after a batch lost a race): `duplicate` when a
+    concurrent request stored its event id first."""
+    try:
+        with transaction.atomic():
+            [outcome] = _Batch(client, [event]).accept()
+            return outcome
+    except IntegrityError:
+        return EventOutcome(event.event_id, "duplicate",
+                            appointment_guid=str(event.appointment["guid"]))
 
 
 # `last_used_at` is for administrators ("is this key still in use?"): to the minute is enough,

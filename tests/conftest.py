@@ -1,4 +1,12 @@
-"""Suite-wide fixtures."""
+"""Suite-wide fixtures.
+
+- `test_ca` (session): a TestCA in a temporary directory (tests.fakes.tls) for the HTTPS fakes.
+- `ca_bundle`: settings.HTTP_CA_BUNDLE = the test CA's file, with http's TLS caches cleared
+  before and after (`clear_http_caches`), so the outbound clients trust the HTTPS fakes.
+  Yields the file's path.
+- `chromium_browser` (session) and `page`: Playwright on Debian's Chromium.
+- autouse: the pooled HTTP clients (http.pooled_httpx_client) are closed after every test.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +15,39 @@ import shutil
 
 import pytest
 
+from connectors.backoffices import http
+from tests.fakes.tls import TestCA
 from tests.support import require
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def clear_http_caches() -> None:
+    """http's TLS context and CA file are cached per bundle path, its pooled clients per
+    connector; start from scratch."""
+    http._ssl_context.cache_clear()
+    http._ca_bundle_file.cache_clear()
+    http.close_pooled_clients()
+
+
+@pytest.fixture(autouse=True)
+def _close_pooled_clients():
+    """Every test starts without pooled HTTP clients (connector pks are reused between tests)."""
+    yield
+    http.close_pooled_clients()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory) -> TestCA:
+    return TestCA.create(tmp_path_factory.mktemp("test-ca"))
+
+
+@pytest.fixture
+def ca_bundle(settings, test_ca):
+    clear_http_caches()
+    settings.HTTP_CA_BUNDLE = test_ca.ca_file
+    yield test_ca.ca_file
+    clear_http_caches()
 
 
 @pytest.fixture(scope="session")

@@ -64,9 +64,10 @@ class BcRestClient(BackOfficeClient):
     """(bc_onprem | bc_online, rest): the camelCase staging record, one POST per change."""
 
     def send(self, change: AppointmentChange) -> SendResult:
-        """POST the staging record; returns the 2xx answer, raises BackOfficeError otherwise."""
+        """POST the staging record through the connector's pooled client; returns the 2xx
+        answer, raises BackOfficeError otherwise."""
         content = rest.json_bytes(payloads.bc_staging_record(change))
-        done = self._exchange("POST", self.connector.uri, content=content)
+        done = self._exchange("POST", self.connector.uri, content=content, pooled=True)
         return SendResult(
             status_code=done.answer.status_code,
             response_excerpt=done.excerpt,
@@ -106,10 +107,12 @@ class BcRestClient(BackOfficeClient):
             status_code=done.answer.status_code,
         )
 
-    def _exchange(self, method: str, url: str, content: bytes | None = None) -> rest.Exchange:
+    def _exchange(self, method: str, url: str, content: bytes | None = None, *,
+                  pooled: bool = False) -> rest.Exchange:
         try:
             return rest.exchange(
-                self.connector, method, url, what=WHAT, content=content, headers=JSON_HEADERS
+                self.connector, method, url, what=WHAT, content=content, headers=JSON_HEADERS,
+                pooled=pooled,
             )
         except BackOfficeError as exc:
             if exc.status_code == 401:  # what to check depends on the auth type

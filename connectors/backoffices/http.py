@@ -4,16 +4,30 @@ Timeouts: 5 s to connect, and a total deadline from the connector (default 15 s,
 enforced while the body is read, so a remote that drips bytes is cut off too. TLS trusts the
 system's CAs plus `HTTP_CA_BUNDLE`. Library exceptions (httpx, requests) become BackOfficeError
 here and nowhere later; response bodies are kept only as redacted excerpts.
+
+Clients: `httpx_client` is a fresh client (a new connection per use: "test connection" measures
+a real connect with it). Delivery uses `pooled_httpx_client`: one client per connector per
+process, kept while the settings that shape it (timeout, auth type and credentials, TLS trust)
+stay the same, so its connections are kept alive and reused between sends. A changed setting
+replaces it; the old one is closed once no request uses it any more.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
+import os
+import secrets
 import ssl
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +49,8 @@ DEFAULT_TIMEOUT_S = 15.0
 MAX_TIMEOUT_S = 30.0
 MAX_BODY_BYTES = 5 * 1024 * 1024  # answers beyond this are cut (we only keep excerpts anyway)
 USER_AGENT = "DimeConnect/0.1"
+POOL_SIZE = 64  # connectors with a pooled client per process; the least recently used goes
+KEEPALIVE_EXPIRY_S = 4.0  # idle pooled connections are closed after this (below most servers')
 
 
 def total_timeout(connector: Connector) -> float:
@@ -123,6 +139,140 @@ def httpx_client(connector: Connector, *, auth: httpx.Auth | None = None) -> htt
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
     )
+
+
+# --- Pooled clients (delivery) ---------------------------------------------------------------
+
+
+@dataclass
+class _Pooled:
+    client: httpx.Client
+    fingerprint: str
+    context: ssl.SSLContext
+    users: int = 0
+    retired: bool = False
+
+
+_pool: OrderedDict[int, _Pooled] = OrderedDict()
+_pool_lock = threading.Lock()
+# Fingerprints are keyed hashes (as the token cache's), so no secret can be tested against them.
+_FINGERPRINT_KEY = secrets.token_bytes(32)
+_outgoing: ContextVar[list[httpx.Request] | None] = ContextVar("outgoing", default=None)
+
+
+def _client_fingerprint(connector: Connector) -> str:
+    """What shapes a connector's client: its timeout, auth settings and secrets, the CA bundle
+    and the service account (auth type none)."""
+    parts = (
+        str(total_timeout(connector)), connector.auth_type, connector.login, connector.password,
+        connector.tenant_id, connector.client_id, connector.client_secret, connector.token_url,
+        connector.scope, settings.HTTP_CA_BUNDLE, settings.BACKOFFICE_SERVICE_LOGIN,
+        settings.BACKOFFICE_SERVICE_PASSWORD,
+    )
+    return hmac.new(_FINGERPRINT_KEY, "\x1f".join(map(str, parts)).encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def _note_outgoing(request: httpx.Request) -> None:
+    """A pooled client's request hook (after the auth flow): recorded for `recording`."""
+    sent = _outgoing.get()
+    if sent is not None:
+        sent.append(request)
+
+
+@contextmanager
+def recording() -> Iterator[list[httpx.Request]]:
+    """Collect, in a list, the requests that pooled clients send in this thread (or task) as
+    they went out, auth header included; the client is shared, so its hooks cannot be set."""
+    sent: list[httpx.Request] = []
+    token = _outgoing.set(sent)
+    try:
+        yield sent
+    finally:
+        _outgoing.reset(token)
+
+
+def _checkout(connector: Connector) -> _Pooled:
+    fingerprint = _client_fingerprint(connector)
+    context = ssl_context()
+    retired: list[_Pooled] = []
+    with _pool_lock:
+        entry = _pool.get(connector.pk)
+        if entry is not None and (entry.fingerprint != fingerprint or entry.context is not context):
+            retired.append(_pool.pop(connector.pk))
+            entry = None
+        if entry is None:
+            client = httpx.Client(
+                timeout=httpx.Timeout(total_timeout(connector), connect=CONNECT_TIMEOUT_S),
+                verify=context,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
+                event_hooks={"request": [_note_outgoing]},
+            )
+            entry = _pool[connector.pk] = _Pooled(client, fingerprint, context)
+            while len(_pool) > POOL_SIZE:
+                retired.append(_pool.popitem(last=False)[1])
+        else:
+            _pool.move_to_end(connector.pk)
+        entry.users += 1
+        for old in retired:
+            old.retired = True
+        to_close = [old for old in retired if old.users == 0]
+    for old in to_close:
+        old.client.close()
+    return entry
+
+
+def _checkin(entry: _Pooled) -> None:
+    with _pool_lock:
+        entry.users -= 1
+        close = entry.retired and entry.users == 0
+    if close:
+        entry.client.close()
+
+
+@contextmanager
+def pooled_httpx_client(connector: Connector) -> Iterator[httpx.Client]:
+    """The connector's shared client in this process (thread-safe; do not change it): the
+    seam's timeouts and TLS trust, no redirects, no auth (pass `auth=` per request), kept-alive
+    connections. Requests through it are recorded by `recording()`.
+
+    An unsaved connector gets a fresh client, closed afterwards.
+    """
+    if connector.pk is None:
+        with httpx_client(connector) as client:
+            client.event_hooks = {"request": [_note_outgoing], "response": []}
+            yield client
+        return
+    entry = _checkout(connector)
+    try:
+        yield entry.client
+    finally:
+        _checkin(entry)
+
+
+def close_pooled_clients() -> None:
+    """Close every pooled client (tests; a client in use is closed when its request ends)."""
+    with _pool_lock:
+        entries = list(_pool.values())
+        _pool.clear()
+        for entry in entries:
+            entry.retired = True
+        idle = [entry for entry in entries if entry.users == 0]
+    for entry in idle:
+        entry.client.close()
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child (a django-q2 worker) must not share its parent's connections: forget
+    them without closing (closing would end the parent's TLS sessions)."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pool.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def httpx_request(

@@ -48,23 +48,34 @@ def exchange(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
     redactor: Redactor | None = None,
+    pooled: bool = False,
 ) -> Exchange:
     """Send one request with the connector's auth and timeouts; returns the 2xx answer.
 
+    `pooled` (delivery): through the connector's pooled client, whose connections are reused;
+    otherwise through a fresh client and connection (probes, "test connection").
     Raises BackOfficeError: classified by status for a non-2xx answer (its message starts with
     `what`), or from the seam when no answer arrived.
     """
     redactor = redactor or redactor_for(connector)
-    sent: list[httpx.Request] = []
-    with http.httpx_client(connector, auth=auth.httpx_auth(connector)) as client:
-        # Request hooks run after the auth flow, so this is the request as it went out
-        # (the last one, when a bearer token was refetched after a 401).
-        client.event_hooks = {"request": [sent.append], "response": []}
+    connector_auth = auth.httpx_auth(connector)
+    # Request hooks run after the auth flow, so what they record is the request as it went out
+    # (the last one, when a bearer token was refetched after a 401).
+    with http.recording() as sent:
         try:
-            answer = http.httpx_request(
-                client, method, url, connector=connector, redactor=redactor,
-                content=content, headers=headers or {},
-            )
+            if pooled:
+                with http.pooled_httpx_client(connector) as client:
+                    answer = http.httpx_request(
+                        client, method, url, connector=connector, redactor=redactor,
+                        content=content, headers=headers or {}, auth=connector_auth,
+                    )
+            else:
+                with http.httpx_client(connector, auth=connector_auth) as client:
+                    client.event_hooks = {"request": [sent.append], "response": []}
+                    answer = http.httpx_request(
+                        client, method, url, connector=connector, redactor=redactor,
+                        content=content, headers=headers or {},
+                    )
         except BackOfficeError as exc:  # no answer (e.g. a timeout): what went out, if any
             if sent:
                 exc.request = _record(method, url, sent[-1].headers, content, redactor)

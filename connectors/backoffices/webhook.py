@@ -32,9 +32,10 @@ class WebhookClient(BackOfficeClient):
     """(webhook, rest): signed JSON POSTs to the connector's URI."""
 
     def send(self, change: AppointmentChange) -> SendResult:
-        """POST the change; returns the 2xx answer, raises BackOfficeError otherwise."""
+        """POST the change through the connector's pooled client (kept-alive connections);
+        returns the 2xx answer, raises BackOfficeError otherwise."""
         body = payloads.webhook_body(change, style=self.connector.payload_style)
-        return self._post(body, msg_id=change.dispatch_id)
+        return self._post(body, msg_id=change.dispatch_id, pooled=True)
 
     def probe(self) -> ProbeResult:
         """POST a signed `connector.test` event that carries no business data."""
@@ -51,7 +52,7 @@ class WebhookClient(BackOfficeClient):
             status_code=result.status_code,
         )
 
-    def _post(self, event: dict[str, Any], *, msg_id: str) -> SendResult:
+    def _post(self, event: dict[str, Any], *, msg_id: str, pooled: bool = False) -> SendResult:
         content = rest.json_bytes(event)
         headers = {
             "Content-Type": "application/json",
@@ -61,7 +62,7 @@ class WebhookClient(BackOfficeClient):
         try:
             done = rest.exchange(
                 self.connector, "POST", self.connector.uri,
-                what=WHAT, content=content, headers=headers,
+                what=WHAT, content=content, headers=headers, pooled=pooled,
             )
         except BackOfficeError as exc:
             if exc.status_code in (401, 403):

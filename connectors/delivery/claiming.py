@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from connectors.crypto import DecryptionError
 from connectors.models import AttemptOutcome, Connector, Dispatch
 
 from .common import CLAIMABLE, S, finish, lease_seconds, locking, log_attempt, open_before, owner
@@ -47,24 +48,56 @@ def _coalesce(dispatch: Dispatch, now: datetime) -> Dispatch:
     return newest
 
 
+UNREADABLE_HINT = (
+    "A secret of this connector was encrypted with a key that FIELD_ENCRYPTION_KEYS no longer "
+    "holds. Add that key back (after the current first key) and restart, or enter the secret "
+    "again in the connector form; then retry this dispatch."
+)
+
+
+def _fail_unreadable(dispatch: Dispatch, error: DecryptionError) -> None:
+    """Fail the dispatch at once (retrying cannot help) naming the connector and the field;
+    the stored secret is left exactly as it is."""
+    name = Connector.objects.filter(pk=dispatch.connector_id).values_list("name", flat=True)[0]
+    dispatch.last_error = f"Connector '{name}': {error}"[:2000]
+    dispatch.last_hint = UNREADABLE_HINT
+    dispatch.last_status_code = None
+    finish(dispatch, S.FAILED)
+    log_attempt(dispatch, AttemptOutcome.FAILED, message=dispatch.last_error,
+                hint=UNREADABLE_HINT, error_class="DecryptionError")
+
+
+def _due(dispatch: Dispatch, now: datetime) -> bool:
+    """Claimable (or its lease is lost) and due."""
+    lease_lost = (dispatch.status == S.SENDING and dispatch.lease_until is not None
+                  and dispatch.lease_until < now)
+    if dispatch.status not in CLAIMABLE and not lease_lost:
+        return False
+    return not (dispatch.next_attempt_at and dispatch.next_attempt_at > now)
+
+
 def claim(dispatch_id: int) -> Dispatch | None:
     """Take the dispatch for sending (status `sending`, under a lease), or None when it is not
     due, not the first open one of its chain, held by quarantine, or taken by another worker.
 
-    A dispatch of a disabled connector is cancelled (and logged) instead.
+    A dispatch of a disabled connector is cancelled (and logged) instead. The dispatch row is
+    locked and read with its event and connector in one query (only the dispatch row is locked,
+    as before); the returned dispatch carries both.
     """
     now = timezone.now()
     with transaction.atomic():
-        dispatch = locking(Dispatch.objects.filter(pk=dispatch_id)).first()
-        if dispatch is None:
+        try:
+            dispatch = locking(
+                Dispatch.objects.filter(pk=dispatch_id).select_related("event", "connector")
+            ).first()
+        except DecryptionError as exc:  # the connector's secret: lock and check the row alone
+            dispatch = locking(Dispatch.objects.filter(pk=dispatch_id)).first()
+            if dispatch is not None and _due(dispatch, now):
+                _fail_unreadable(dispatch, exc)
             return None
-        lease_lost = (dispatch.status == S.SENDING and dispatch.lease_until is not None
-                      and dispatch.lease_until < now)
-        if dispatch.status not in CLAIMABLE and not lease_lost:
+        if dispatch is None or not _due(dispatch, now):
             return None
-        if dispatch.next_attempt_at and dispatch.next_attempt_at > now:
-            return None
-        connector = Connector.objects.get(pk=dispatch.connector_id)
+        connector = dispatch.connector
         if connector.quarantined_at is not None:
             return None
         if not connector.enabled:
@@ -79,7 +112,11 @@ def claim(dispatch_id: int) -> Dispatch | None:
         dispatch.attempts += 1
         dispatch.lease_until = now + timedelta(seconds=lease_seconds(connector))
         dispatch.lease_owner = owner()
-        dispatch.save(update_fields=["status", "attempts", "lease_until", "lease_owner",
-                                     "next_attempt_at", "updated_at"])
+        Dispatch.objects.filter(pk=dispatch.pk).update(
+            status=dispatch.status, attempts=dispatch.attempts, lease_until=dispatch.lease_until,
+            lease_owner=dispatch.lease_owner, next_attempt_at=dispatch.next_attempt_at,
+            updated_at=now,
+        )
+        dispatch.updated_at = now
         dispatch.connector = connector
         return dispatch

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from connectors.backoffices import registry
@@ -28,6 +29,9 @@ from .common import (
     log_attempt,
 )
 from .operations import connector_quarantine
+
+DRAIN_MAX = 20  # after its own dispatch, a task sends at most this many more of its connector
+DRAIN_SECONDS = 2.0  # ... and starts none after this long (from the task's start)
 
 
 def _change(dispatch: Dispatch) -> AppointmentChange:
@@ -159,34 +163,94 @@ def _elapsed_ms(started: float) -> int:
 
 
 def deliver(dispatch_id: int) -> str:
-    """Send the dispatch if it can be claimed; then queue the next one of its chain.
+    """Send the dispatch if it can be claimed; then queue the next one of its chain, and, when
+    it succeeded, drain its connector's backlog for a while (`_drain`).
 
-    Returns what happened ("skipped", "succeeded", "retrying", "failed", "cancelled"). Safe to
-    call any number of times (tasks are delivered at least once).
+    Returns what happened to this dispatch ("skipped", "succeeded", "retrying", "failed",
+    "cancelled"). Safe to call any number of times (tasks are delivered at least once).
     """
+    started = time.monotonic()
     dispatch = claim(dispatch_id)
     if dispatch is None:
         return "skipped"
+    status = _deliver_claimed(dispatch)
+    if status == S.SUCCEEDED:
+        _drain(dispatch.connector_id, started + DRAIN_SECONDS)
+    return status
+
+
+def _deliver_claimed(dispatch: Dispatch) -> str:
+    """Send a claimed dispatch (waiting for short retries), queue the next one of its chain;
+    returns its status."""
     delay = _send(dispatch)
+    status: str | None = dispatch.status
     while delay is not None and delay <= SHORT_RETRY_MAX_S:
         time.sleep(delay)
         retried = claim(dispatch.pk)
-        if retried is None:
+        if retried is None:  # taken, cancelled or held meanwhile: ask the database
+            status = None
             break
         dispatch = retried
         delay = _send(dispatch)
-    _queue_next(dispatch)
-    return str(Dispatch.objects.filter(pk=dispatch.pk).values_list("status", flat=True)[0])
+        status = dispatch.status
+    if status is None:
+        status = Dispatch.objects.filter(pk=dispatch.pk).values_list("status", flat=True)[0]
+    _queue_next(dispatch, status)
+    return str(status)
 
 
-def _queue_next(dispatch: Dispatch) -> None:
+def _drain(connector_id: int, deadline: float) -> int:
+    """Send due chain heads of the connector (oldest first) until DRAIN_MAX were sent, the
+    deadline passed, one did not succeed, or none is left; returns how many were sent.
+
+    Each goes through `claim`, with every check a task of its own makes (lock, due, first open
+    one of its chain, quarantine, disabled, coalescing), so this only saves task round trips:
+    their own tasks, still queued, find them sent and skip them.
+    """
+    sent = 0
+    tried: set[int] = set()
+    while sent < DRAIN_MAX and time.monotonic() < deadline:
+        heads = [pk for pk in _chain_heads(connector_id) if pk not in tried]
+        if not heads:
+            break
+        for pk in heads:
+            if sent >= DRAIN_MAX or time.monotonic() >= deadline:
+                break
+            tried.add(pk)
+            dispatch = claim(pk)
+            if dispatch is None:  # another worker has it, or it is no longer due or first
+                continue
+            sent += 1
+            if _deliver_claimed(dispatch) != S.SUCCEEDED:
+                return sent
+    return sent
+
+
+def _chain_heads(connector_id: int) -> list[int]:
+    """Up to DRAIN_MAX due dispatches of the connector with no earlier open one in their chain
+    (the sweeper's query, for one connector)."""
+    earlier_open = Dispatch.objects.filter(
+        appointment_id=OuterRef("appointment_id"), connector_id=OuterRef("connector_id"),
+        pk__lt=OuterRef("pk"), status__in=OPEN_STATUSES,
+    )
+    return list(
+        Dispatch.objects.filter(connector_id=connector_id, status__in=CLAIMABLE,
+                                next_attempt_at__lte=timezone.now())
+        .exclude(Exists(earlier_open))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:DRAIN_MAX]
+    )
+
+
+def _queue_next(dispatch: Dispatch, status: str) -> None:
+    """Queue the next due dispatch of the chain once this one is closed (`status`)."""
+    if status in OPEN_STATUSES:
+        return
     following = (
         Dispatch.objects.filter(
             appointment_id=dispatch.appointment_id, connector_id=dispatch.connector_id,
             pk__gt=dispatch.pk, status__in=CLAIMABLE, next_attempt_at__lte=timezone.now(),
         ).order_by("pk").values_list("pk", flat=True).first()
     )
-    if following is not None and not Dispatch.objects.filter(
-        pk=dispatch.pk, status__in=OPEN_STATUSES
-    ).exists():
+    if following is not None:
         enqueue([following])

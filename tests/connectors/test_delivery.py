@@ -299,3 +299,70 @@ def test_a_clients_last_use_is_written_at_most_once_a_minute(receiver):
     events_accept(client=client, events=[IncomingEvent("e3", "update", T0, samples.appointment())])
     client.refresh_from_db()
     assert client.last_used_at > first
+
+
+# --- Draining: a task sends more due chain heads of its connector after its own ----------------
+
+
+@pytest.fixture
+def no_worker(monkeypatch):
+    """Queued tasks go nowhere: only what a task drains itself is sent."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    queued: list[int] = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, pk, **kw: queued.append(pk))
+    return queued
+
+
+def guid(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def test_a_task_drains_its_connectors_due_chain_heads_keeping_each_chains_order(
+    receiver, no_worker
+):
+    hook(receiver)
+    hook(receiver, name="Other", uri=receiver.url + "/other")
+    [a_create, other_a] = post("create", "e1", guid=guid(1))
+    [a_update, _] = post("update", "e2", at=T0 + timedelta(minutes=1), guid=guid(1))
+    [b_create, _] = post("create", "e3", guid=guid(2))
+    Dispatch.objects.filter(pk=b_create).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+    [c_create, _] = post("create", "e4", guid=guid(3))
+
+    assert delivery.deliver(a_create) == "succeeded"
+    sent = [(d.path, d.json()["type"], d.json()["data"]["guid"]) for d in receiver.state.deliveries]
+    assert sent == [("/hooks", "appointment.created", guid(1)),
+                    ("/hooks", "appointment.updated", guid(1)),
+                    ("/hooks", "appointment.created", guid(3))]
+    statuses = dict(Dispatch.objects.values_list("pk", "status"))
+    assert statuses[b_create] == "pending"  # not due yet
+    assert statuses[other_a] == "pending"  # another connector's
+    assert delivery.deliver(a_update) == "skipped"  # its own task finds it sent
+    assert delivery.deliver(c_create) == "skipped"
+
+
+def test_draining_is_bounded(receiver, no_worker, monkeypatch):
+    monkeypatch.setattr("connectors.delivery.sending.DRAIN_MAX", 2)
+    hook(receiver)
+    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(5)]
+    assert delivery.deliver(ids[0]) == "succeeded"
+    assert len(receiver.state.deliveries) == 3
+    assert Dispatch.objects.filter(status="pending").count() == 2
+
+
+def test_a_task_whose_dispatch_failed_drains_nothing(receiver, no_worker):
+    hook(receiver)
+    receiver.fail(status=503, count=1)
+    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(3)]
+    assert delivery.deliver(ids[0]) == "retrying"
+    assert receiver.state.deliveries == []
+    assert Dispatch.objects.filter(status="pending").count() == 2
+
+
+def test_draining_skips_a_quarantined_connector(receiver, no_worker):
+    connector = hook(receiver)
+    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(3)]
+    assert delivery.deliver(ids[0]) == "succeeded"  # drains the other two
+    more = [post("create", f"f{n}", guid=guid(10 + n))[0] for n in range(2)]
+    Connector.objects.filter(pk=connector.pk).update(quarantined_at=timezone.now())
+    assert delivery.deliver(more[0]) == "skipped"
+    assert len(receiver.state.deliveries) == 3
