@@ -135,10 +135,26 @@ def fresh_database(workdir: Path) -> Database:
     return SqliteDatabase(workdir / "db.sqlite3")
 
 
-def postgresql_reachable() -> bool:
-    """Whether the PostgreSQL server DATABASE_URL names answers."""
+# Where tests that need a server whatever this run uses (the fault suite, scale-out) find one
+# when DATABASE_URL / REDIS_URL do not name it: the machine's own, as in CI.
+LOCAL_POSTGRESQL = "postgres://root@127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/15"
+
+
+def postgresql_server_url() -> str:
+    """DATABASE_URL when it is PostgreSQL, else the local server (LOCAL_POSTGRESQL)."""
+    return database_url() if uses_postgresql() else LOCAL_POSTGRESQL
+
+
+def redis_server_url() -> str:
+    """REDIS_URL when set, else the local server's database 15 (LOCAL_REDIS)."""
+    return redis_url() or LOCAL_REDIS
+
+
+def postgresql_reachable(url: str = "") -> bool:
+    """Whether the PostgreSQL server of `url` (default DATABASE_URL) answers."""
     try:
-        with connect(database_url()):
+        with connect(url or database_url()):
             return True
     except Exception:
         return False
@@ -149,30 +165,32 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL", "")
 
 
-def redis_reachable() -> bool:
+def redis_reachable(url: str = "") -> bool:
+    """Whether the Redis server of `url` (default REDIS_URL) answers."""
     import redis
 
     try:
-        return bool(redis.Redis.from_url(redis_url(), socket_connect_timeout=2).ping())
+        return bool(redis.Redis.from_url(url or redis_url(), socket_connect_timeout=2).ping())
     except redis.RedisError:
         return False
 
 
-def redis_keys(pattern: str) -> list[bytes]:
-    """The keys matching `pattern` in REDIS_URL's database."""
+def redis_keys(pattern: str, *, url: str = "") -> list[bytes]:
+    """The keys matching `pattern` in the database of `url` (default REDIS_URL)."""
     import redis
 
-    return list(redis.Redis.from_url(redis_url(), socket_connect_timeout=2)
+    return list(redis.Redis.from_url(url or redis_url(), socket_connect_timeout=2)
                 .scan_iter(match=pattern, count=500))
 
 
-def delete_redis_keys(pattern: str) -> None:
-    """Delete the keys matching `pattern` (a run's queue and stats); errors are only printed."""
+def delete_redis_keys(pattern: str, *, url: str = "") -> None:
+    """Delete the keys matching `pattern` (a run's queue and stats) in the database of `url`
+    (default REDIS_URL); errors are only printed."""
     import redis
 
     try:
-        keys = redis_keys(pattern)
+        keys = redis_keys(pattern, url=url)
         if keys:
-            redis.Redis.from_url(redis_url(), socket_connect_timeout=2).delete(*keys)
+            redis.Redis.from_url(url or redis_url(), socket_connect_timeout=2).delete(*keys)
     except redis.RedisError as exc:
         print(f"e2e: could not delete Redis keys {pattern}: {exc}", file=sys.stderr)

@@ -35,7 +35,9 @@ from typing import Any, TypeVar
 import httpx
 from cryptography.fernet import Fernet
 
-from .backends import delete_redis_keys, fresh_database, redis_url
+from tests.support import web_client
+
+from .backends import Database, delete_redis_keys, fresh_database, redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_PATH = "/api/v1/appointments/events/"
@@ -140,18 +142,23 @@ def _signal_group(pgid: int, sig: int) -> None:
 class App:
     """One deployment of DimeConnect in real processes (see the module docstring)."""
 
-    def __init__(self, workdir: Path, *, workers: int = 2) -> None:
+    def __init__(self, workdir: Path, *, workers: int = 2, database: Database | None = None,
+                 redis: str | None = None) -> None:
+        """`database` (default: fresh_database) and `redis` (default: REDIS_URL as the run
+        was given it; "" = the ORM broker) choose the servers; the app's processes may be
+        pointed elsewhere afterwards (a proxy) through `env`."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.workers = workers
-        self.database = fresh_database(workdir)
+        self.database = database or fresh_database(workdir)
+        self.redis = redis_url() if redis is None else redis
         self.run_name = f"e2e-{uuid.uuid4().hex[:12]}"
         self.services: list[Service] = []
         self.api_key = ""
         self.web_url = ""
         self.commands_log = workdir / "commands.log"
         self.env = self._environment()
-        self._http = httpx.Client(timeout=30, trust_env=False)
+        self._http = web_client()
 
     def __repr__(self) -> str:
         return f"<App {self.workdir.name} on {self.database.vendor}>"
@@ -162,8 +169,8 @@ class App:
         dropped = ("BACKOFFICE_SERVICE_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                    "http_proxy", "https_proxy", "all_proxy", "REDIS_URL")
         env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
-        if redis_url():
-            env["REDIS_URL"] = redis_url()
+        if self.redis:
+            env["REDIS_URL"] = self.redis
         env.update(
             DJANGO_SETTINGS_MODULE="tests.e2e.settings",
             E2E_RUN_NAME=self.run_name,
@@ -254,13 +261,13 @@ class App:
         self.services.append(service)
         return service
 
-    def start_web(self, *, wait: bool = True) -> Service:
-        """`manage.py serve --no-cluster` (gunicorn, one worker) on a free port; with `wait`,
-        returns once /healthz answers 200."""
+    def start_web(self, *, wait: bool = True, web_workers: int = 1) -> Service:
+        """`manage.py serve --no-cluster` (gunicorn, `web_workers` processes) on a free port;
+        with `wait`, returns once /healthz answers 200."""
         port = free_port()
         self.web_url = f"http://127.0.0.1:{port}"
         web = self._spawn("web", ["serve", "--no-cluster", "--bind", f"127.0.0.1:{port}",
-                                  "--workers", "1"])
+                                  "--workers", str(web_workers)])
         if wait:
             self.wait_web_ready()
         return web
@@ -385,9 +392,9 @@ class App:
         for service in reversed(self.services):
             service.stop()
         self._http.close()
-        if redis_url():
-            delete_redis_keys(f"django_q:{self.run_name}:*")
-            delete_redis_keys(f"{self.run_name}:*")
+        if self.redis:
+            delete_redis_keys(f"django_q:{self.run_name}:*", url=self.redis)
+            delete_redis_keys(f"{self.run_name}:*", url=self.redis)
         try:
             self.database.drop()
         except Exception as exc:
@@ -396,7 +403,7 @@ class App:
     def report(self) -> str:
         """The tail of every process's log and of the commands run, for a failure report."""
         parts = [f"database: {self.database.url}; run name: {self.run_name}; "
-                 f"broker: {'redis' if redis_url() else 'orm'}; workdir: {self.workdir}"]
+                 f"broker: {'redis' if self.redis else 'orm'}; workdir: {self.workdir}"]
         for service in self.services:
             state = "running" if service.alive() else f"exited {service.popen.returncode}"
             parts.append(f"----- {service.name} (pid {service.pid}, {state}) -----\n"
@@ -414,16 +421,22 @@ def _uuid_hex(value: Any) -> str:
 
 @contextmanager
 def deployed(workdir: Path, *, connectors: list[dict[str, Any]], source_apps: Iterable[str],
-             clusters: int = 1, workers: int = 2,
-             env: dict[str, str] | None = None) -> Iterator[App]:
-    """A set-up App with the web server and `clusters` qcluster processes running (started
-    together; all ready when this yields), closed on exit whatever happened. `env` adds
-    variables, e.g. a secret that a connector entry reads with {"env": "VAR"}."""
-    app = App(workdir, workers=workers)
+             clusters: int = 1, workers: int = 2, web_workers: int = 1,
+             env: dict[str, str] | None = None, database: Database | None = None,
+             redis: str | None = None,
+             configure: Callable[[App], None] | None = None) -> Iterator[App]:
+    """A set-up App with the web server (`web_workers` gunicorn workers) and `clusters`
+    qcluster processes running (started together; all ready when this yields), closed on exit
+    whatever happened. `env` adds variables, e.g. a secret that a connector entry reads with
+    {"env": "VAR"}; `database` and `redis` choose the servers (see App); `configure(app)` runs
+    before anything is set up (e.g. to route the app's DATABASE_URL through a proxy)."""
+    app = App(workdir, workers=workers, database=database, redis=redis)
     app.env.update(env or {})
     try:
+        if configure is not None:
+            configure(app)
         app.setup(connectors=connectors, source_apps=source_apps)
-        app.start_web(wait=False)
+        app.start_web(wait=False, web_workers=web_workers)
         started = [app.start_cluster(wait=False) for _ in range(clusters)]
         app.wait_web_ready()
         for cluster in started:
