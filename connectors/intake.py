@@ -49,6 +49,7 @@ class EventOutcome:
     stale: bool = False
     appointment_guid: str = ""
     dispatch_ids: list[int] = field(default_factory=list)
+    connector_ids: list[int] = field(default_factory=list)  # of those dispatches
     exchange_queued: bool = False  # the appointment's Outlook events need a push
 
     def as_dict(self) -> dict[str, Any]:
@@ -172,7 +173,8 @@ class _Batch:
                 dispatch_count=len(connector_ids),
             ))
             outcomes.append(EventOutcome(event.event_id, "accepted", dispatches=len(connector_ids),
-                                         stale=stale, appointment_guid=str(appointment.guid)))
+                                         stale=stale, appointment_guid=str(appointment.guid),
+                                         connector_ids=connector_ids))
         if changed:
             Appointment.objects.bulk_update(list(changed.values()), STATE_FIELDS)
         AppointmentResource.objects.bulk_create(
@@ -229,9 +231,9 @@ def events_accept(
                 event.event_id, "duplicate", appointment_guid=str(event.appointment["guid"]))
             for event in events
         ]
-        dispatch_ids = [pk for outcome in outcomes for pk in outcome.dispatch_ids]
-        if dispatch_ids:
-            transaction.on_commit(lambda: _enqueue(dispatch_ids))
+        connector_ids = {pk for outcome in outcomes for pk in outcome.connector_ids}
+        if connector_ids:
+            transaction.on_commit(lambda: _ring(connector_ids))
         if any(outcome.exchange_queued for outcome in outcomes):
             transaction.on_commit(exchange_queue.queue_push)
     if client is not None and outcomes:
@@ -263,7 +265,7 @@ def _note_use(client: ApiClient) -> None:
     ).update(last_used_at=now)
 
 
-def _enqueue(dispatch_ids: list[int]) -> None:
-    from .delivery import enqueue
+def _ring(connector_ids: set[int]) -> None:
+    from .delivery import ring
 
-    enqueue(dispatch_ids)
+    ring(connector_ids)

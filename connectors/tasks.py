@@ -8,8 +8,14 @@ from __future__ import annotations
 from . import delivery, retention
 
 
+def deliver_backlog(connector_id: int) -> int:
+    """Send the connector's due dispatches, in order (see delivery.deliver_backlog)."""
+    return delivery.deliver_backlog(connector_id)
+
+
 def deliver_dispatch(dispatch_id: int) -> str:
-    """Send one dispatch if it is due and first in its chain (see delivery.deliver)."""
+    """Send one dispatch if it is due and first in its chain (see delivery.deliver). Nothing
+    queues this any more; it serves messages queued before backlog tasks."""
     return delivery.deliver(dispatch_id)
 
 

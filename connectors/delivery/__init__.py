@@ -1,11 +1,13 @@
 """Delivering dispatches: claim, send, record, retry, order, coalesce, quarantine, sweep.
 
-A dispatch is sent by whoever claims it: a django-q2 task queued after commit, or the sweeper
-(every minute) for dispatches whose message was lost, whose retry is due, or whose worker died
-(its lease expired). Claiming locks the row (`select_for_update(skip_locked=True)` on
-PostgreSQL; SQLite's IMMEDIATE transactions serialise writers), so no two workers send one
-dispatch at once. Delivery is at least once: a worker killed after sending but before recording
-sends again after the lease; receivers drop duplicates by the stable dispatch id.
+A dispatch is sent by whoever claims it: normally a connector's backlog task, which sends all
+of that connector's due dispatches and is queued after commit unless one is waiting already
+(`ring`); the sweeper (every minute) rings for connectors whose message was lost, whose retry is
+due, or whose worker died (its lease expired). Claiming locks the row
+(`select_for_update(skip_locked=True)` on PostgreSQL; SQLite's IMMEDIATE transactions serialise
+writers), so no two workers send one dispatch at once, however many backlog tasks run.
+Delivery is at least once: a worker killed after sending but before recording sends again
+after the lease; receivers drop duplicates by the stable dispatch id.
 
 Order: a dispatch is sent only when no earlier dispatch of the same appointment to the same
 connector is still open, so a create is never overtaken by its update or delete. An update with
@@ -16,18 +18,19 @@ record), `operations` (the sweeper, retry, quarantine, resume).
 """
 
 from .claiming import claim
-from .common import enqueue, lease_seconds
+from .common import lease_seconds, ring
 from .operations import connector_quarantine, connector_resume, dispatches_retry, sweep
-from .sending import deliver, retry_delay
+from .sending import deliver, deliver_backlog, retry_delay
 
 __all__ = [
     "claim",
     "connector_quarantine",
     "connector_resume",
     "deliver",
+    "deliver_backlog",
     "dispatches_retry",
-    "enqueue",
     "lease_seconds",
     "retry_delay",
+    "ring",
     "sweep",
 ]

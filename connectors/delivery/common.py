@@ -6,12 +6,12 @@ import logging
 import os
 import socket
 from collections.abc import Iterable
-from contextlib import nullcontext
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from connectors.backoffices import http
@@ -36,32 +36,55 @@ def lease_seconds(connector: Connector) -> float:
     return 3 * http.total_timeout(connector) + 30
 
 
-def enqueue(dispatch_ids: Iterable[int]) -> None:
-    """Ring the broker's doorbell for each dispatch. A failure is only logged: the dispatch is
-    in the database, and the sweeper sends it within a minute.
+# A queued backlog task that has not started after this long is presumed lost: ring again.
+RING_STALE_S = 60
 
-    With the ORM broker the messages are written in one transaction: one commit for a bulk
-    post's 500 messages instead of 500 (docs/BENCHMARKS.md, "Event intake"). If that
-    transaction fails, none of them is queued, and the sweeper sends them all.
+
+def ring(connector_ids: Iterable[int], *, force: bool = False) -> list[int]:
+    """Make sure a "deliver backlog" task (`sending.deliver_backlog`) is queued for each
+    connector that is not quarantined; returns the connectors a task was queued for.
+
+    One task sends a connector's whole backlog, so a task is queued only when none is waiting
+    already: `Connector.backlog_queued_at` is set here and cleared when a task starts, and a
+    dispatch committed before that start is seen by it. A mark older than RING_STALE_S is
+    ignored (its message was lost); `force` ignores the mark (the sweeper, which exists to
+    recover lost messages). The marks and the messages are written in one transaction with the
+    ORM broker (one commit); if queueing fails, no mark stays set and the failure is only
+    logged: the dispatches are in the database and the sweeper queues them within a minute.
     """
     from django_q.tasks import async_task
 
-    ids = list(dispatch_ids)
-    if not ids:
-        return
+    wanted = set(connector_ids)
+    if not wanted:
+        return []
+    now = timezone.now()
+    unmarked = Connector.objects.filter(quarantined_at__isnull=True)
+    if not force:
+        unmarked = unmarked.filter(
+            Q(backlog_queued_at__isnull=True)
+            | Q(backlog_queued_at__lt=now - timedelta(seconds=RING_STALE_S))
+        )
     orm_alias = settings.Q_CLUSTER.get("orm")
-    batch = transaction.atomic(using=str(orm_alias)) if orm_alias else nullcontext()
-    queued = 0
-    try:
-        with batch:
-            for dispatch_id in ids:
-                async_task("connectors.tasks.deliver_dispatch", dispatch_id,
-                           task_name=f"deliver dispatch {dispatch_id}", group="dispatch")
-                queued += 1
-    except Exception as exc:  # the broker being down must not fail the request
-        lost = len(ids) if orm_alias else len(ids) - queued
-        log.warning("Could not queue %s dispatch(es), first %s (%s); the sweeper will send "
-                    "them.", lost, ids[0 if orm_alias else queued], type(exc).__name__)
+    rung: list[int] = []
+    try:  # the database or the broker being down must not fail the request
+        # A read first: while a task is waiting (a busy connector), that is all a ring costs.
+        ids = sorted(unmarked.filter(pk__in=wanted).values_list("pk", flat=True))
+        if not ids:
+            return []
+        with transaction.atomic(using=str(orm_alias)) if orm_alias else transaction.atomic():
+            for connector_id in ids:  # marked again under the row's lock: one ring wins
+                if unmarked.filter(pk=connector_id).update(backlog_queued_at=now):
+                    rung.append(connector_id)
+            for connector_id in rung:
+                async_task("connectors.tasks.deliver_backlog", connector_id,
+                           task_name=f"deliver backlog of connector {connector_id}",
+                           group="dispatch")
+    except Exception as exc:
+        log.warning("Could not queue delivery for connector(s) %s (%s); the sweeper will send "
+                    "their dispatches.", ", ".join(map(str, sorted(wanted))),
+                    type(exc).__name__)
+        return []
+    return rung
 
 
 def locking(queryset: QuerySet[Dispatch]) -> QuerySet[Dispatch]:

@@ -10,12 +10,13 @@ from django.utils import timezone
 
 from connectors.models import OPEN_STATUSES, RETRYABLE_STATUSES, AttemptOutcome, Connector, Dispatch
 
-from .common import CLAIMABLE, SWEEP_BATCH, S, enqueue, locking, log, log_attempt
+from .common import CLAIMABLE, SWEEP_BATCH, S, locking, log, log_attempt, ring
 
 
 def sweep() -> int:
-    """Reclaim dispatches whose worker died (lease expired) and queue every due chain head of
-    a connector that is not quarantined; returns how many were queued."""
+    """Reclaim dispatches whose worker died (lease expired), and queue a backlog task for each
+    connector (not quarantined) with a due chain head, whether or not one seems queued already
+    (this is what recovers lost messages); returns how many due chain heads there were."""
     now = timezone.now()
     with transaction.atomic():
         lost = list(locking(Dispatch.objects.filter(status=S.SENDING, lease_until__lt=now)))
@@ -37,9 +38,9 @@ def sweep() -> int:
                                 connector__quarantined_at__isnull=True)
         .exclude(Exists(earlier_open))
         .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:SWEEP_BATCH]
+        .values_list("pk", "connector_id")[:SWEEP_BATCH]
     )
-    enqueue(due)
+    ring({connector_id for _, connector_id in due}, force=True)
     return len(due)
 
 
@@ -51,7 +52,8 @@ def dispatches_retry(dispatch_ids: list[int], *, user: Any = None) -> int:
     """Make failed, cancelled or retrying dispatches due now, starting their retry schedule
     again, log who asked, and queue them; returns how many."""
     now = timezone.now()
-    retried = []
+    retried: list[int] = []
+    connectors: set[int] = set()
     with transaction.atomic():
         for dispatch in locking(Dispatch.objects.filter(
             pk__in=dispatch_ids, status__in=RETRYABLE_STATUSES
@@ -63,7 +65,8 @@ def dispatches_retry(dispatch_ids: list[int], *, user: Any = None) -> int:
             log_attempt(dispatch, AttemptOutcome.REQUESTED, user=_user_label(user),
                  message=f"Retry requested by {_user_label(user) or 'an operator'}.")
             retried.append(dispatch.pk)
-    transaction.on_commit(lambda: enqueue(retried))
+            connectors.add(dispatch.connector_id)
+    transaction.on_commit(lambda: ring(connectors))
     return len(retried)
 
 
@@ -90,5 +93,5 @@ def connector_resume(connector: Connector, *, user: Any = None) -> int:
                  message=f"Connector resumed by {_user_label(user) or 'an operator'}; "
                  f"{len(held)} held dispatch(es) are due now.")
     if held:
-        transaction.on_commit(sweep)  # queues each chain's head, in order
+        transaction.on_commit(lambda: ring([connector.pk]))
     return len(held)

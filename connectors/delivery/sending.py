@@ -23,15 +23,15 @@ from .common import (
     SHORT_RETRY_MAX_S,
     THROTTLED_MIN_WAIT_S,
     S,
-    enqueue,
     finish,
     log,
     log_attempt,
+    ring,
 )
 from .operations import connector_quarantine
 
-DRAIN_MAX = 20  # after its own dispatch, a task sends at most this many more of its connector
-DRAIN_SECONDS = 2.0  # ... and starts none after this long (from the task's start)
+BACKLOG_PAGE = 50  # chain heads read at a time by a backlog task
+BACKLOG_SECONDS = 10.0  # a backlog task starts no attempt after this long, and rings again
 
 
 def _change(dispatch: Dispatch) -> AppointmentChange:
@@ -71,9 +71,8 @@ def _record_success(dispatch: Dispatch, result: SendResult, started_at: datetime
              duration_ms=result.duration_ms, status_code=result.status_code,
              response_excerpt=result.response_excerpt,
              request=_request_dict(result), message="Delivered.")
-        Connector.objects.filter(pk=dispatch.connector_id, failing_since__isnull=False).update(
-            failing_since=None
-        )
+        if dispatch.connector.failing_since is not None:  # as read by the claim
+            Connector.objects.filter(pk=dispatch.connector_id).update(failing_since=None)
 
 
 def _request_dict(result: SendResult | BackOfficeError) -> dict[str, Any]:
@@ -163,24 +162,21 @@ def _elapsed_ms(started: float) -> int:
 
 
 def deliver(dispatch_id: int) -> str:
-    """Send the dispatch if it can be claimed; then queue the next one of its chain, and, when
-    it succeeded, drain its connector's backlog for a while (`_drain`).
+    """Send the dispatch if it can be claimed (waiting for short retries), then ring for the
+    next one of its chain.
 
     Returns what happened to this dispatch ("skipped", "succeeded", "retrying", "failed",
     "cancelled"). Safe to call any number of times (tasks are delivered at least once).
+    Dispatches are normally sent by `deliver_backlog`; this serves a single dispatch's task.
     """
-    started = time.monotonic()
     dispatch = claim(dispatch_id)
     if dispatch is None:
         return "skipped"
-    status = _deliver_claimed(dispatch)
-    if status == S.SUCCEEDED:
-        _drain(dispatch.connector_id, started + DRAIN_SECONDS)
-    return status
+    return _deliver_claimed(dispatch)
 
 
 def _deliver_claimed(dispatch: Dispatch) -> str:
-    """Send a claimed dispatch (waiting for short retries), queue the next one of its chain;
+    """Send a claimed dispatch (waiting for short retries), ring for the next one of its chain;
     returns its status."""
     delay = _send(dispatch)
     status: str | None = dispatch.status
@@ -195,62 +191,83 @@ def _deliver_claimed(dispatch: Dispatch) -> str:
         status = dispatch.status
     if status is None:
         status = Dispatch.objects.filter(pk=dispatch.pk).values_list("status", flat=True)[0]
-    _queue_next(dispatch, status)
+    if status not in OPEN_STATUSES and _next_in_chain_due(dispatch):
+        ring([dispatch.connector_id])
     return str(status)
 
 
-def _drain(connector_id: int, deadline: float) -> int:
-    """Send due chain heads of the connector (oldest first) until DRAIN_MAX were sent, the
-    deadline passed, one did not succeed, or none is left; returns how many were sent.
+def _next_in_chain_due(dispatch: Dispatch) -> bool:
+    return Dispatch.objects.filter(
+        appointment_id=dispatch.appointment_id, connector_id=dispatch.connector_id,
+        pk__gt=dispatch.pk, status__in=CLAIMABLE, next_attempt_at__lte=timezone.now(),
+    ).exists()
 
-    Each goes through `claim`, with every check a task of its own makes (lock, due, first open
-    one of its chain, quarantine, disabled, coalescing), so this only saves task round trips:
-    their own tasks, still queued, find them sent and skip them.
+
+def deliver_backlog(connector_id: int) -> int:
+    """Send the connector's due chain heads, oldest first, a page at a time, until none is due
+    or BACKLOG_SECONDS have passed; returns how many attempts were made.
+
+    A failed dispatch does not stop the others (they belong to other chains); retries due
+    within SHORT_RETRY_MAX_S are waited for here. When time is up with work left, or a retry
+    is due after that, the task rings again, taking a new place in the queue behind other
+    connectors' tasks. A second page as full as the first rings once for a helper, so another
+    worker can share a long backlog. Every dispatch goes through `claim`, with all its checks
+    (lock, due, first open one of its chain, quarantine, disabled, coalescing), so running
+    this any number of times, also at once, sends nothing twice.
     """
-    sent = 0
-    tried: set[int] = set()
-    while sent < DRAIN_MAX and time.monotonic() < deadline:
-        heads = [pk for pk in _chain_heads(connector_id) if pk not in tried]
-        if not heads:
-            break
+    Connector.objects.filter(pk=connector_id).update(backlog_queued_at=None)
+    deadline = time.monotonic() + BACKLOG_SECONDS
+    attempts = pages = 0
+    while True:
+        heads = _chain_heads(connector_id)
+        pages += 1
+        if pages == 2 and len(heads) == BACKLOG_PAGE:
+            ring([connector_id])
+        claimed = 0
         for pk in heads:
-            if sent >= DRAIN_MAX or time.monotonic() >= deadline:
-                break
-            tried.add(pk)
+            if time.monotonic() >= deadline:
+                ring([connector_id])
+                return attempts
             dispatch = claim(pk)
-            if dispatch is None:  # another worker has it, or it is no longer due or first
-                continue
-            sent += 1
-            if _deliver_claimed(dispatch) != S.SUCCEEDED:
-                return sent
-    return sent
+            if dispatch is not None:
+                claimed += 1
+                _send(dispatch)
+        attempts += claimed
+        if claimed:
+            continue
+        wait = _next_retry_in(connector_id)
+        if wait is None:
+            return attempts
+        if time.monotonic() + wait >= deadline:
+            ring([connector_id])
+            return attempts
+        time.sleep(wait)
 
 
 def _chain_heads(connector_id: int) -> list[int]:
-    """Up to DRAIN_MAX due dispatches of the connector with no earlier open one in their chain
-    (the sweeper's query, for one connector)."""
+    """Up to BACKLOG_PAGE due dispatches of the connector, oldest first, with no earlier open
+    one in their chain (the sweeper's query, for one connector); none while it is quarantined."""
     earlier_open = Dispatch.objects.filter(
         appointment_id=OuterRef("appointment_id"), connector_id=OuterRef("connector_id"),
         pk__lt=OuterRef("pk"), status__in=OPEN_STATUSES,
     )
     return list(
         Dispatch.objects.filter(connector_id=connector_id, status__in=CLAIMABLE,
-                                next_attempt_at__lte=timezone.now())
+                                next_attempt_at__lte=timezone.now(),
+                                connector__quarantined_at__isnull=True)
         .exclude(Exists(earlier_open))
         .order_by("pk")
-        .values_list("pk", flat=True)[:DRAIN_MAX]
+        .values_list("pk", flat=True)[:BACKLOG_PAGE]
     )
 
 
-def _queue_next(dispatch: Dispatch, status: str) -> None:
-    """Queue the next due dispatch of the chain once this one is closed (`status`)."""
-    if status in OPEN_STATUSES:
-        return
-    following = (
-        Dispatch.objects.filter(
-            appointment_id=dispatch.appointment_id, connector_id=dispatch.connector_id,
-            pk__gt=dispatch.pk, status__in=CLAIMABLE, next_attempt_at__lte=timezone.now(),
-        ).order_by("pk").values_list("pk", flat=True).first()
+def _next_retry_in(connector_id: int) -> float | None:
+    """Seconds until the connector's next retry, if one is due within SHORT_RETRY_MAX_S."""
+    now = timezone.now()
+    soonest = (
+        Dispatch.objects.filter(connector_id=connector_id, status=S.RETRYING,
+                                next_attempt_at__gt=now,
+                                next_attempt_at__lte=now + timedelta(seconds=SHORT_RETRY_MAX_S))
+        .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
     )
-    if following is not None:
-        enqueue([following])
+    return None if soonest is None else max(0.0, (soonest - now).total_seconds())

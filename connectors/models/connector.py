@@ -113,6 +113,9 @@ class Connector(models.Model):
     )
     quarantined_at = models.DateTimeField(null=True, blank=True, editable=False)
     quarantine_reason = models.TextField(blank=True, editable=False)
+    # Set when a "deliver backlog" task is queued for this connector, cleared when one starts:
+    # while it is set, new dispatches need no task of their own (delivery.common.ring).
+    backlog_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -197,14 +197,18 @@ def test_the_sweeper_reclaims_a_dead_workers_dispatch(receiver):
     assert [a.outcome for a in dispatch.attempt_log.all()] == ["lost", "succeeded"]
 
 
-def test_the_sweeper_queues_only_chain_heads(receiver, monkeypatch):
+def test_the_sweeper_counts_chain_heads_and_queues_their_connectors_task(
+    receiver, monkeypatch
+):
     monkeypatch.setattr(Conf, "SYNC", False)
     queued: list[int] = []
     monkeypatch.setattr("django_q.tasks.async_task", lambda func, pk, **kw: queued.append(pk))
-    hook(receiver)
-    [create] = post("create", "e1")
+    connector = hook(receiver)
+    post("create", "e1")
     post("update", "e2", at=T0 + timedelta(minutes=1))
-    assert delivery.sweep() == 1 and queued == [create]
+    assert delivery.sweep() == 1 and queued == [connector.pk]
+    # The sweeper queues even when a task seems queued already: that message may be lost.
+    assert delivery.sweep() == 1 and queued == [connector.pk, connector.pk]
 
 
 def test_a_long_failing_connector_is_quarantined_and_resume_sends_what_it_held(
@@ -301,12 +305,12 @@ def test_a_clients_last_use_is_written_at_most_once_a_minute(receiver):
     assert client.last_used_at > first
 
 
-# --- Draining: a task sends more due chain heads of its connector after its own ----------------
+# --- Backlog tasks: one task sends a connector's due dispatches ----------------------------------
 
 
 @pytest.fixture
 def no_worker(monkeypatch):
-    """Queued tasks go nowhere: only what a task drains itself is sent."""
+    """Queued tasks go nowhere: they are only recorded (their argument, a connector's pk)."""
     monkeypatch.setattr(Conf, "SYNC", False)
     queued: list[int] = []
     monkeypatch.setattr("django_q.tasks.async_task", lambda func, pk, **kw: queued.append(pk))
@@ -317,52 +321,131 @@ def guid(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
 
 
-def test_a_task_drains_its_connectors_due_chain_heads_keeping_each_chains_order(
+def sent_by_guid(receiver) -> dict[str, list[str]]:
+    kinds: dict[str, list[str]] = {}
+    for d in receiver.state.deliveries:
+        kinds.setdefault(d.json()["data"]["guid"], []).append(d.json()["type"])
+    return kinds
+
+
+def test_a_backlog_task_sends_its_connectors_due_chain_heads_keeping_each_chains_order(
     receiver, no_worker
 ):
-    hook(receiver)
+    connector = hook(receiver)
     hook(receiver, name="Other", uri=receiver.url + "/other")
     [a_create, other_a] = post("create", "e1", guid=guid(1))
     [a_update, _] = post("update", "e2", at=T0 + timedelta(minutes=1), guid=guid(1))
     [b_create, _] = post("create", "e3", guid=guid(2))
     Dispatch.objects.filter(pk=b_create).update(next_attempt_at=timezone.now() + timedelta(hours=1))
     [c_create, _] = post("create", "e4", guid=guid(3))
+    Connector.objects.filter(pk=connector.pk).update(backlog_queued_at=timezone.now())
 
-    assert delivery.deliver(a_create) == "succeeded"
-    sent = [(d.path, d.json()["type"], d.json()["data"]["guid"]) for d in receiver.state.deliveries]
-    assert sent == [("/hooks", "appointment.created", guid(1)),
-                    ("/hooks", "appointment.updated", guid(1)),
-                    ("/hooks", "appointment.created", guid(3))]
+    assert delivery.deliver_backlog(connector.pk) == 3
+    assert {d.path for d in receiver.state.deliveries} == {"/hooks"}
+    assert sent_by_guid(receiver) == {
+        guid(1): ["appointment.created", "appointment.updated"],
+        guid(3): ["appointment.created"],
+    }
     statuses = dict(Dispatch.objects.values_list("pk", "status"))
     assert statuses[b_create] == "pending"  # not due yet
     assert statuses[other_a] == "pending"  # another connector's
-    assert delivery.deliver(a_update) == "skipped"  # its own task finds it sent
-    assert delivery.deliver(c_create) == "skipped"
+    assert delivery.deliver(a_update) == "skipped"  # an old per-dispatch task finds it sent
+    assert delivery.deliver_backlog(connector.pk) == 0  # nothing due: a second task is harmless
+    assert Connector.objects.get(pk=connector.pk).backlog_queued_at is None  # the start cleared it
+    assert no_worker == []
 
 
-def test_draining_is_bounded(receiver, no_worker, monkeypatch):
-    monkeypatch.setattr("connectors.delivery.sending.DRAIN_MAX", 2)
-    hook(receiver)
-    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(5)]
-    assert delivery.deliver(ids[0]) == "succeeded"
-    assert len(receiver.state.deliveries) == 3
-    assert Dispatch.objects.filter(status="pending").count() == 2
-
-
-def test_a_task_whose_dispatch_failed_drains_nothing(receiver, no_worker):
-    hook(receiver)
+def test_a_failed_dispatch_does_not_hold_up_other_chains(receiver, no_worker):
+    connector = hook(receiver)  # retries after 10 min: not waited for in the task
     receiver.fail(status=503, count=1)
     ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(3)]
-    assert delivery.deliver(ids[0]) == "retrying"
-    assert receiver.state.deliveries == []
-    assert Dispatch.objects.filter(status="pending").count() == 2
+    assert delivery.deliver_backlog(connector.pk) == 3
+    assert dict(Dispatch.objects.values_list("pk", "status")) == {
+        ids[0]: "retrying", ids[1]: "succeeded", ids[2]: "succeeded"}
+    assert no_worker == []  # the retry is the sweeper's, in 10 minutes
 
 
-def test_draining_skips_a_quarantined_connector(receiver, no_worker):
+def test_a_backlog_task_waits_for_a_short_retry(receiver, no_worker):
+    connector = hook(receiver, retry_schedule="0, 1s, 1h")
+    receiver.fail(status=503, count=1)
+    [dispatch_id] = post("create", "e1")
+    assert delivery.deliver_backlog(connector.pk) == 2
+    assert Dispatch.objects.get(pk=dispatch_id).status == "succeeded"
+    assert len(receiver.state.deliveries) == 1
+
+
+def test_a_backlog_task_out_of_time_queues_another(receiver, no_worker, monkeypatch):
+    monkeypatch.setattr("connectors.delivery.sending.BACKLOG_SECONDS", 0)
     connector = hook(receiver)
-    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(3)]
-    assert delivery.deliver(ids[0]) == "succeeded"  # drains the other two
-    more = [post("create", f"f{n}", guid=guid(10 + n))[0] for n in range(2)]
+    post("create", "e1")
+    assert delivery.deliver_backlog(connector.pk) == 0
+    assert no_worker == [connector.pk]
+    assert Connector.objects.get(pk=connector.pk).backlog_queued_at is not None
+
+
+def test_a_long_backlog_asks_for_a_helper_once(receiver, no_worker, monkeypatch):
+    monkeypatch.setattr("connectors.delivery.sending.BACKLOG_PAGE", 2)
+    connector = hook(receiver)
+    for n in range(7):
+        post("create", f"e{n}", guid=guid(n))
+    assert delivery.deliver_backlog(connector.pk) == 7
+    assert no_worker == [connector.pk]  # the second page was full too
+    assert len(receiver.state.deliveries) == 7
+
+
+def test_a_quarantined_connectors_backlog_waits(receiver, no_worker):
+    connector = hook(receiver)
+    post("create", "e1")
     Connector.objects.filter(pk=connector.pk).update(quarantined_at=timezone.now())
-    assert delivery.deliver(more[0]) == "skipped"
-    assert len(receiver.state.deliveries) == 3
+    assert delivery.deliver_backlog(connector.pk) == 0
+    assert delivery.ring([connector.pk]) == []  # nor is a task queued for it
+    assert receiver.state.deliveries == [] and no_worker == []
+
+
+def test_ring_queues_one_task_until_it_starts(receiver, no_worker, monkeypatch):
+    connector = hook(receiver)
+    assert delivery.ring([connector.pk, connector.pk]) == [connector.pk]
+    assert delivery.ring([connector.pk]) == []  # one is waiting
+    assert no_worker == [connector.pk]
+    delivery.deliver_backlog(connector.pk)  # the task starts: the next change rings again
+    assert delivery.ring([connector.pk]) == [connector.pk]
+    stale = timezone.now() - timedelta(seconds=delivery.common.RING_STALE_S + 1)
+    Connector.objects.filter(pk=connector.pk).update(backlog_queued_at=stale)
+    assert delivery.ring([connector.pk]) == [connector.pk]  # that message was presumably lost
+    assert delivery.ring([connector.pk], force=True) == [connector.pk]
+    assert no_worker == [connector.pk] * 4
+
+
+def test_a_broker_failure_leaves_no_mark(receiver, monkeypatch, caplog):
+    monkeypatch.setattr(Conf, "SYNC", False)
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr("django_q.tasks.async_task", broker_down)
+    connector = hook(receiver)
+    assert delivery.ring([connector.pk]) == []
+    assert Connector.objects.get(pk=connector.pk).backlog_queued_at is None
+    assert "the sweeper will send their dispatches" in caplog.text
+
+
+def test_a_delivered_dispatch_rings_for_the_next_of_its_chain(receiver, no_worker):
+    connector = hook(receiver)
+    [create] = post("create", "e1")
+    post("update", "e2", at=T0 + timedelta(minutes=1))
+    assert delivery.deliver(create) == "succeeded"
+    assert no_worker == [connector.pk]
+
+
+def test_accepted_events_ring_their_connectors_after_commit(
+    receiver, no_worker, django_capture_on_commit_callbacks
+):
+    first = hook(receiver)
+    second = hook(receiver, name="Second", uri=receiver.url + "/second")
+    with django_capture_on_commit_callbacks(execute=True):
+        events_accept(client=None, events=[
+            IncomingEvent(event_id=f"e{n}", action="create", occurred_at=T0,
+                          appointment=samples.appointment(guid=guid(n)))
+            for n in range(3)
+        ])
+    assert sorted(no_worker) == sorted([first.pk, second.pk])  # one task each, not one a dispatch

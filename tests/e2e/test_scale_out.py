@@ -36,7 +36,7 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 APP = "E2ESCALE"
 CLIENTS = 6
 APPOINTMENTS = 150  # a create and an update each: 300 events, 300 dispatches
-PROCESSED = "Processed 'connectors.tasks.deliver_dispatch'"
+PROCESSED = "Processed 'connectors.tasks.deliver_backlog'"
 
 
 @pytest.fixture
