@@ -208,8 +208,8 @@ def deliver_backlog(connector_id: int) -> int:
     or BACKLOG_SECONDS have passed; returns how many attempts were made.
 
     A failed dispatch does not stop the others (they belong to other chains); retries due
-    within SHORT_RETRY_MAX_S are waited for here. When time is up with work left, or a retry
-    is due after that, the task rings again, taking a new place in the queue behind other
+    within SHORT_RETRY_MAX_S are waited for here. When time is up with a dispatch due or a
+    short retry pending, the task rings again, taking a new place in the queue behind other
     connectors' tasks. A second page as full as the first rings once for a helper, so another
     worker can share a long backlog. Every dispatch goes through `claim`, with all its checks
     (lock, due, first open one of its chain, quarantine, disabled, coalescing), so running
@@ -238,9 +238,11 @@ def deliver_backlog(connector_id: int) -> int:
         wait = _next_retry_in(connector_id)
         if wait is None:
             return attempts
-        if time.monotonic() + wait >= deadline:
+        if time.monotonic() >= deadline:  # the successor, with time of its own, waits
             ring([connector_id])
             return attempts
+        # Waited for even past the deadline: a successor rung instead would find nothing due
+        # and ring its own at once, a busy loop until the retry is due.
         time.sleep(wait)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -381,6 +382,20 @@ def test_a_backlog_task_out_of_time_queues_another(receiver, no_worker, monkeypa
     assert delivery.deliver_backlog(connector.pk) == 0
     assert no_worker == [connector.pk]
     assert Connector.objects.get(pk=connector.pk).backlog_queued_at is not None
+
+
+def test_a_backlog_task_out_of_time_leaves_a_pending_short_retry_to_its_successor(
+    receiver, no_worker, monkeypatch
+):
+    monkeypatch.setattr("connectors.delivery.sending.BACKLOG_SECONDS", 0)
+    connector = hook(receiver)
+    [dispatch_id] = post("create", "e1")
+    Dispatch.objects.filter(pk=dispatch_id).update(
+        status="retrying", next_attempt_at=timezone.now() + timedelta(seconds=5))
+    started = time.monotonic()
+    assert delivery.deliver_backlog(connector.pk) == 0
+    assert time.monotonic() - started < 1  # did not wait the 5 s
+    assert no_worker == [connector.pk]
 
 
 def test_a_long_backlog_asks_for_a_helper_once(receiver, no_worker, monkeypatch):
