@@ -307,4 +307,4 @@ def test_accepted_dispatches_are_queued_after_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = post_json(client, EVENTS_URL, event(), key=api_key)
     assert response.status_code == 202
-    assert len(callbacks) == 1  # the intake service's enqueue of the new dispatch
+    assert len(callbacks) == 1  # the intake service rings the connector of the new dispatch
