@@ -269,16 +269,8 @@ def api_client_for_key(key: str) -> ApiClient | None:
 def connector_test_connection(connector: Connector) -> ConnectionTestResult:
     """Run "test connection" and store its result (ok, when, steps, message, hint) on the
     connector. The stored text is redacted: it never holds a secret."""
-    from .backoffices.connection import run_connection_test
+    from .backoffices.connection import record_test_result, run_connection_test
 
     result = run_connection_test(connector)
-    connector.last_test_ok = result.ok
-    connector.last_tested_at = result.tested_at
-    connector.last_test_message = (
-        result.message if result.ok or not result.hint else f"{result.message} {result.hint}"
-    )
-    connector.last_test_result = result.as_dict()
-    connector.save(
-        update_fields=["last_test_ok", "last_tested_at", "last_test_message", "last_test_result"]
-    )
+    record_test_result(connector, result)
     return result

@@ -24,7 +24,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from connectors.backoffices.base import BackOfficeError
-from connectors.backoffices.connection import ConnectionTestResult, Step
+from connectors.backoffices.connection import (
+    ConnectionTestResult,
+    Step,
+    record_test_result,
+    run_steps,
+)
 from connectors.backoffices.redact import Redactor
 
 from .graph import GraphClient
@@ -60,23 +65,6 @@ class _Context:
                            client_secret=s.client_secret,
                            timeout_s=max(1.0, self.budget.left()), max_retries=1,
                            max_retry_wait_s=min(MAX_RETRY_WAIT_S, self.budget.left()))
-
-
-def _ms(started: float) -> int:
-    return round((time.monotonic() - started) * 1000)
-
-
-def _timed(name: str, action: Callable[[], Step | str], redactor: Redactor) -> Step:
-    started = time.monotonic()
-    try:
-        outcome = action()
-    except BackOfficeError as exc:  # GraphError too
-        return Step(name, False, _ms(started), redactor.text(exc.message),
-                    redactor.text(exc.hint))
-    if isinstance(outcome, Step):  # a passing step with a warning as its hint
-        return Step(name, outcome.ok, _ms(started), redactor.text(outcome.detail),
-                    redactor.text(outcome.hint))
-    return Step(name, True, _ms(started), redactor.text(outcome))
 
 
 def configuration_step(context: _Context) -> str:
@@ -172,20 +160,12 @@ def run_exchange_test(exchange_settings: ExchangeSettings) -> ConnectionTestResu
     redactor = Redactor([exchange_settings.client_secret])
     context = _Context(exchange_settings, _Budget(exchange_settings.timeout_s), redactor)
     result = ConnectionTestResult(ok=True, tested_at=datetime.now(UTC))
-    for name, action in STEPS:
-        if context.budget.left() <= 0:
-            step = Step(name, False, 0,
-                        f"Not run: the {context.budget.total:g} s timeout ran out.",
-                        "Raise the timeout (Exchange settings → Connection) or check why the "
-                        "earlier steps are slow.")
-        else:
-            step = _timed(name, partial(action, context), redactor)
-        result.steps.append(step)
-        if not step.ok:
-            result.ok = False
-            result.message = f"{name} failed: {step.detail}"
-            result.hint = step.hint
-            return result
+    steps = [(name, partial(action, context)) for name, action in STEPS]
+    if not run_steps(result, steps, left=context.budget.left, total=context.budget.total,
+                     redactor=redactor,
+                     timeout_hint="Raise the timeout (Exchange settings → Connection) or check "
+                     "why the earlier steps are slow."):
+        return result
     warnings = [step.hint for step in result.steps if step.hint]
     result.message = "The Exchange connection works: " + result.steps[2].detail
     result.hint = " ".join(warnings)
@@ -196,13 +176,6 @@ def exchange_test_connection(*, exchange_settings: ExchangeSettings) -> Connecti
     """Run "test connection" and store its result on the settings row (last_test_ok,
     last_tested_at, last_test_message, last_test_result). No stored text holds a secret."""
     result = run_exchange_test(exchange_settings)
-    exchange_settings.last_test_ok = result.ok
-    exchange_settings.last_tested_at = result.tested_at
-    exchange_settings.last_test_message = (
-        result.message if result.ok or not result.hint else f"{result.message} {result.hint}"
-    )
-    exchange_settings.last_test_result = result.as_dict()
-    exchange_settings.save(update_fields=[
-        "last_test_ok", "last_tested_at", "last_test_message", "last_test_result"])
+    record_test_result(exchange_settings, result)
     return result
 

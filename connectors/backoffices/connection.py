@@ -13,7 +13,7 @@ import copy
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,13 +70,57 @@ class _Budget:
         return limited
 
 
-def _timed(name: str, action: Callable[[], str], redactor: Redactor) -> Step:
+StepAction = Callable[[], "Step | str"]
+
+
+def timed_step(name: str, action: StepAction, redactor: Redactor) -> Step:
+    """Run one step: a string it returns is a pass with that detail, a Step it returns is taken
+    as it is (a pass with a warning as its hint), a BackOfficeError is a failure with its
+    message and hint; everything shown is redacted."""
     started = time.monotonic()
     try:
-        detail = action()
+        outcome = action()
     except BackOfficeError as exc:
         return Step(name, False, _ms(started), redactor.text(exc.message), redactor.text(exc.hint))
-    return Step(name, True, _ms(started), redactor.text(detail))
+    if isinstance(outcome, Step):
+        return Step(name, outcome.ok, _ms(started), redactor.text(outcome.detail),
+                    redactor.text(outcome.hint))
+    return Step(name, True, _ms(started), redactor.text(outcome))
+
+
+def run_steps(result: ConnectionTestResult, steps: Sequence[tuple[str, StepAction]], *,
+              left: Callable[[], float], total: float, redactor: Redactor,
+              timeout_hint: str) -> bool:
+    """Run the steps in order into `result` until one fails (then result.ok is False and its
+    message and hint are that step's); a step with no time left fails as not run, with
+    `timeout_hint`. Returns whether every step passed."""
+    for name, action in steps:
+        if left() <= 0:
+            step = Step(name, False, 0, f"Not run: the {total:g} s timeout ran out.",
+                        timeout_hint)
+        else:
+            step = timed_step(name, action, redactor)
+        result.steps.append(step)
+        if not step.ok:
+            result.ok = False
+            result.message = f"{name} failed: {step.detail}"
+            result.hint = step.hint
+            return False
+    return True
+
+
+def record_test_result(row: Any, result: ConnectionTestResult) -> None:
+    """Store a test's result on its row (a connector or the Exchange settings: last_test_ok,
+    last_tested_at, last_test_message with the hint of a failure, last_test_result). The
+    result's text is redacted already."""
+    row.last_test_ok = result.ok
+    row.last_tested_at = result.tested_at
+    row.last_test_message = (
+        result.message if result.ok or not result.hint else f"{result.message} {result.hint}"
+    )
+    row.last_test_result = result.as_dict()
+    row.save(update_fields=["last_test_ok", "last_tested_at", "last_test_message",
+                            "last_test_result"])
 
 
 def _ms(started: float) -> int:
@@ -155,25 +199,16 @@ def run_connection_test(connector: Connector) -> ConnectionTestResult:
     redactor = redactor_for(connector)
     budget = _Budget(connector)
     result = ConnectionTestResult(ok=True, tested_at=datetime.now(UTC))
-    steps: list[tuple[str, Callable[[], str]]] = [
+    steps: list[tuple[str, StepAction]] = [
         ("Resolve and connect", lambda: connect_step(connector, budget, redactor)),
     ]
     if auth.has_token(connector):
         steps.append(("Authenticate (token)", lambda: token_step(budget.connector(connector))))
     steps.append(("Probe", lambda: _probe(budget.connector(connector))))
-    for name, action in steps:
-        if budget.left() <= 0:
-            step = Step(name, False, 0, f"Not run: the {budget.total:g} s timeout ran out.",
-                        "Raise the connector's timeout or check why the earlier steps are slow.")
-        else:
-            step = _timed(name, action, redactor)
-        result.steps.append(step)
-        if not step.ok:
-            result.ok = False
-            result.message = f"{name} failed: {step.detail}"
-            result.hint = step.hint
-            return result
-    result.message = "The connection works: " + result.steps[-1].detail
+    if run_steps(result, steps, left=budget.left, total=budget.total, redactor=redactor,
+                 timeout_hint="Raise the connector's timeout or check why the earlier steps "
+                 "are slow."):
+        result.message = "The connection works: " + result.steps[-1].detail
     return result
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connectors import services
+from connectors.management.reporting import write_test_result
 from connectors.models import Connector
 
 
@@ -29,15 +29,4 @@ class Command(BaseCommand):
             known = ", ".join(Connector.objects.values_list("name", flat=True)[:20]) or "none"
             raise CommandError(f"No connector named {name!r}. Known connectors: {known}.")
         result = services.connector_test_connection(connector)
-        if as_json:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2))
-        else:
-            for step in result.steps:
-                mark = self.style.SUCCESS("ok  ") if step.ok else self.style.ERROR("FAIL")
-                self.stdout.write(f"{mark} {step.name} ({step.duration_ms} ms): {step.detail}")
-                if step.hint:
-                    self.stdout.write(f"     Fix: {step.hint}")
-            summary = self.style.SUCCESS if result.ok else self.style.ERROR
-            self.stdout.write(summary(result.message))
-        if not result.ok:
-            raise SystemExit(1)
+        write_test_result(self, result, as_json=as_json)

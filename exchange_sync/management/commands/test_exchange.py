@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from connectors.management.reporting import write_test_result
 from exchange_sync.connection import exchange_test_connection
 from exchange_sync.models import ExchangeSettings
 
@@ -25,16 +25,4 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, as_json: bool, **options: Any) -> None:
         result = exchange_test_connection(exchange_settings=ExchangeSettings.load())
-        if as_json:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2))
-        else:
-            for step in result.steps:
-                mark = self.style.SUCCESS("ok  ") if step.ok else self.style.ERROR("FAIL")
-                self.stdout.write(f"{mark} {step.name} ({step.duration_ms} ms): {step.detail}")
-                if step.hint:
-                    label = "Fix" if not step.ok else "Note"
-                    self.stdout.write(f"     {label}: {step.hint}")
-            summary = self.style.SUCCESS if result.ok else self.style.ERROR
-            self.stdout.write(summary(result.message))
-        if not result.ok:
-            raise SystemExit(1)
+        write_test_result(self, result, as_json=as_json)
