@@ -45,12 +45,15 @@ class IncomingEvent:
 class EventOutcome:
     event_id: str
     status: str  # accepted | duplicate
-    dispatches: int = 0
     stale: bool = False
     appointment_guid: str = ""
-    dispatch_ids: list[int] = field(default_factory=list)
-    connector_ids: list[int] = field(default_factory=list)  # of those dispatches
+    connector_ids: list[int] = field(default_factory=list)  # one dispatch to each
+    dispatch_ids: list[int] = field(default_factory=list)  # in the order of connector_ids
     exchange_queued: bool = False  # the appointment's Outlook events need a push
+
+    @property
+    def dispatches(self) -> int:
+        return len(self.connector_ids)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -172,8 +175,8 @@ class _Batch:
                 payload=event.appointment, source=event.source, stale=stale,
                 dispatch_count=len(connector_ids),
             ))
-            outcomes.append(EventOutcome(event.event_id, "accepted", dispatches=len(connector_ids),
-                                         stale=stale, appointment_guid=str(appointment.guid),
+            outcomes.append(EventOutcome(event.event_id, "accepted", stale=stale,
+                                         appointment_guid=str(appointment.guid),
                                          connector_ids=connector_ids))
         if changed:
             Appointment.objects.bulk_update(list(changed.values()), STATE_FIELDS)
