@@ -5,6 +5,7 @@ These are server tests: they start real processes on 127.0.0.1 and must run in C
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -84,6 +85,7 @@ def test_serve_runs_the_web_server_and_the_cluster_and_ctrl_c_stops_both(app_env
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
         login = httpx.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5)
         assert login.status_code == 200 and "DimeConnect" in login.text
+        assert_idle_connection_kept(port, idle_s=3)  # gunicorn's own default drops it at 2 s
         deadline = time.monotonic() + 30
         while "running." not in Path(log.name).read_text():  # the cluster reports it is up
             assert time.monotonic() < deadline, Path(log.name).read_text()
@@ -98,6 +100,21 @@ def test_serve_runs_the_web_server_and_the_cluster_and_ctrl_c_stops_both(app_env
     while process_group_alive(server.pid):
         assert time.monotonic() < deadline, "a child process outlived serve"
         time.sleep(0.1)
+
+
+def assert_idle_connection_kept(port: int, *, idle_s: float) -> None:
+    """A kept-alive connection idle for `idle_s` still answers (a reverse proxy reuses its
+    idle upstream connections, and does not retry a POST that meets a closed one)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        for _ in range(2):
+            connection.request("GET", "/healthz")
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+            time.sleep(idle_s)
+    finally:
+        connection.close()
 
 
 def test_serve_refuses_production_without_an_encryption_key(app_env):

@@ -20,6 +20,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from dimeconnect.startup import refuse_unsafe_start
 
 STOP_GRACE_S = 20
+# gunicorn closes an idle kept-alive connection after this long (its own default is 2 s). A
+# proxy or client that reuses a connection just as it closes gets an error, which nginx does
+# not retry for a POST; so the server must keep connections longer than any proxy in front
+# keeps them idle (nginx's upstream keepalive_timeout, 60 s by default; docs/DEPLOYMENT.md).
+KEEP_ALIVE_S = 75
 
 
 class Command(BaseCommand):
@@ -30,11 +35,16 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=2, help="Web worker processes.")
         parser.add_argument("--threads", type=int, default=4, help="Threads per web worker.")
         parser.add_argument(
+            "--keep-alive", type=int, default=KEEP_ALIVE_S, dest="keep_alive",
+            help=f"Seconds an idle kept-alive connection stays open ({KEEP_ALIVE_S}); keep it "
+            "longer than the reverse proxy's upstream keepalive_timeout.",
+        )
+        parser.add_argument(
             "--no-cluster", action="store_true", help="Web server only (run qcluster elsewhere)."
         )
 
-    def handle(self, *args: Any, bind: str, workers: int, threads: int, no_cluster: bool,
-               **options: Any) -> None:
+    def handle(self, *args: Any, bind: str, workers: int, threads: int, keep_alive: int,
+               no_cluster: bool, **options: Any) -> None:
         refuse_unsafe_start()
         call_command("collectstatic", interactive=False, verbosity=0)
         env = dict(os.environ)
@@ -43,6 +53,7 @@ class Command(BaseCommand):
             "web": [
                 sys.executable, "-m", "gunicorn", "dimeconnect.wsgi:application",
                 "--bind", bind, "--workers", str(workers), "--threads", str(threads),
+                "--keep-alive", str(keep_alive),
                 "--access-logfile", "-", "--graceful-timeout", str(STOP_GRACE_S - 5),
                 "--no-control-socket",
             ],
