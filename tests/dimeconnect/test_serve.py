@@ -125,3 +125,13 @@ def test_serve_refuses_production_without_an_encryption_key(app_env):
     )
     assert result.returncode != 0
     assert "connectors.E002" in result.stderr
+
+
+def test_serve_refuses_a_keep_alive_below_one_second(app_env):
+    refused = subprocess.run(
+        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{free_port()}",
+         "--keep-alive", "0"],
+        cwd=ROOT, env=app_env, capture_output=True, text=True, timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "--workers, --threads and --keep-alive must be at least 1." in refused.stderr

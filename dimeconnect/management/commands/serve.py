@@ -45,6 +45,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, bind: str, workers: int, threads: int, keep_alive: int,
                no_cluster: bool, **options: Any) -> None:
+        if min(workers, threads, keep_alive) < 1:
+            raise CommandError("--workers, --threads and --keep-alive must be at least 1.")
         refuse_unsafe_start()
         call_command("collectstatic", interactive=False, verbosity=0)
         env = dict(os.environ)
