@@ -1,4 +1,4 @@
-"""Model fields: encrypted secrets and a multiple-choice list."""
+"""Model fields: encrypted secrets, JSON inserted in bulk, and a multiple-choice list."""
 
 from __future__ import annotations
 
@@ -31,6 +31,21 @@ class EncryptedTextField(models.TextField):
         if not value:
             return value
         return crypto.encrypt(str(value))
+
+
+class BulkJSONField(models.JSONField):
+    """Django's JSONField, bulk-inserted as `VALUES` rather than `UNNEST` on PostgreSQL.
+
+    Django 5.2 bulk-inserts on PostgreSQL through `UNNEST` of one array literal per column.
+    psycopg quotes a text array's elements with a Python regex, per escaped character; a JSON
+    document is full of quotes, so an event or a dispatch payload of 1-2 kB took ~1.5 ms to
+    quote, more than the rest of its insert (and most of the cost of recording a page of
+    deliveries). A field with `get_placeholder` makes Django use `VALUES`, where libpq quotes
+    each value. Nothing else changes: same column, same values, no migration of data.
+    """
+
+    def get_placeholder(self, value: Any, compiler: Any, connection: Any) -> str:
+        return "%s"
 
 
 class MultipleChoiceField(models.CharField):

@@ -13,6 +13,7 @@ import uuid
 from django.db import models
 
 from connectors.compat import CrudType
+from connectors.fields import BulkJSONField
 
 from .connector import ApiClient, Connector
 
@@ -27,7 +28,7 @@ class Appointment(models.Model):
     appointment_no = models.CharField(max_length=50, blank=True, db_index=True)
     job_no = models.CharField(max_length=50, blank=True, db_index=True)
     task_no = models.CharField(max_length=50, blank=True, db_index=True)
-    data = models.JSONField(default=dict, help_text="The appointment as the event API carries it.")
+    data = BulkJSONField(default=dict, help_text="The appointment as the event API carries it.")
     state_at = models.DateTimeField(help_text="`occurred_at` of the event that set this state.")
     deleted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -76,7 +77,7 @@ class AppointmentEvent(models.Model):
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events")
-    payload = models.JSONField(help_text="The appointment as received.")
+    payload = BulkJSONField(help_text="The appointment as received.")
     source = models.CharField(
         max_length=20, default="api", help_text="api | dimescheduler | exchange"
     )
@@ -133,7 +134,7 @@ class Dispatch(models.Model):
     )
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="dispatches")
     action = models.CharField(max_length=10, choices=CrudType.choices)
-    payload = models.JSONField(help_text="The appointment state to send.")
+    payload = BulkJSONField(help_text="The appointment state to send.")
     status = models.CharField(
         max_length=10, choices=DispatchStatus.choices, default=DispatchStatus.PENDING
     )
@@ -210,7 +211,7 @@ class Attempt(models.Model):
     error_class = models.CharField(max_length=100, blank=True)
     message = models.TextField(blank=True)
     hint = models.TextField(blank=True)
-    request = models.JSONField(
+    request = BulkJSONField(
         default=dict, blank=True, help_text="What was sent (method, URL, headers, body), redacted."
     )
 

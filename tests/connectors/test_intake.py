@@ -81,6 +81,19 @@ def test_a_request_costs_the_same_few_statements_for_one_or_many_events(hooks):
 
 
 @pytest.mark.django_db
+def test_json_documents_are_bulk_inserted_as_values_not_unnest(hooks):
+    """On PostgreSQL, Django would bulk-insert through UNNEST of array literals, which psycopg
+    quotes with a Python regex per escaped character (BulkJSONField)."""
+    events = [event(str(uuid.uuid4()), "create", 0, subject='"quoted" ' * 50) for _ in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        events_accept(client=None, events=events)
+    inserts = [q["sql"] for q in queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) >= 3 and not [sql for sql in inserts if "UNNEST" in sql.upper()
+                                      and "payload" in sql]
+    assert Dispatch.objects.filter(payload__subject='"quoted" ' * 50).count() == 6
+
+
+@pytest.mark.django_db
 def test_a_repeated_event_id_in_one_request_is_a_duplicate(hooks):
     api_client_create(name="B", source_apps=["BCPROD"])
     client = ApiClient.objects.get()
