@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from connectors.backoffices import http
 from connectors.crypto import DecryptionError
-from connectors.models import AttemptOutcome, Connector, Dispatch
+from connectors.models import OPEN_STATUSES, AttemptOutcome, Connector, Dispatch
 
-from .common import CLAIMABLE, S, finish, lease_seconds, locking, log_attempt, open_before, owner
+from .common import (
+    CLAIMABLE,
+    S,
+    chain_heads,
+    finish,
+    lease_seconds,
+    locking,
+    log_attempt,
+    open_before,
+    owner,
+)
 
 
 def _coalesce(dispatch: Dispatch, now: datetime) -> Dispatch:
@@ -76,6 +90,12 @@ def _due(dispatch: Dispatch, now: datetime) -> bool:
     return not (dispatch.next_attempt_at and dispatch.next_attempt_at > now)
 
 
+def _cancel_disabled(dispatch: Dispatch) -> None:
+    finish(dispatch, S.CANCELLED)
+    log_attempt(dispatch, AttemptOutcome.CANCELLED,
+                message="Cancelled: the connector was disabled before this was sent.")
+
+
 def claim(dispatch_id: int) -> Dispatch | None:
     """Take the dispatch for sending (status `sending`, under a lease), or None when it is not
     due, not the first open one of its chain, held by quarantine, or taken by another worker.
@@ -101,9 +121,7 @@ def claim(dispatch_id: int) -> Dispatch | None:
         if connector.quarantined_at is not None:
             return None
         if not connector.enabled:
-            finish(dispatch, S.CANCELLED)
-            log_attempt(dispatch, AttemptOutcome.CANCELLED,
-                 message="Cancelled: the connector was disabled before this was sent.")
+            _cancel_disabled(dispatch)
             return None
         if open_before(dispatch):
             return None
@@ -120,3 +138,122 @@ def claim(dispatch_id: int) -> Dispatch | None:
         dispatch.updated_at = now
         dispatch.connector = connector
         return dispatch
+
+
+@dataclass
+class Page:
+    """Dispatches of one connector claimed together (status `sending`, one lease), to be sent
+    one after another by the worker that claimed them."""
+
+    connector: Connector
+    dispatches: list[Dispatch]
+    lease_until: datetime
+    before: dict[int, str]  # each one's status before the claim
+
+    def keep(self, remaining: Sequence[Dispatch]) -> list[Dispatch]:
+        """Before the next send: renew the lease of `remaining` when it could run out during
+        that send (they are held longer than one claim's lease); returns those still ours."""
+        now = timezone.now()
+        if not remaining or self.lease_until - now > timedelta(
+            seconds=2 * http.total_timeout(self.connector)
+        ):
+            return list(remaining)
+        self.lease_until = now + timedelta(seconds=lease_seconds(self.connector))
+        ids = [dispatch.pk for dispatch in remaining]
+        ours = _held(ids)
+        renewed = ours.update(lease_until=self.lease_until, updated_at=now)
+        if renewed == len(ids):
+            return list(remaining)
+        # The sweeper took some back (this worker stalled past the lease): not ours to send.
+        kept = set(ours.values_list("pk", flat=True))
+        return [dispatch for dispatch in remaining if dispatch.pk in kept]
+
+    def release(self, remaining: Sequence[Dispatch]) -> None:
+        """Give back claimed dispatches that were not sent (out of time): due as before."""
+        for status in {self.before[dispatch.pk] for dispatch in remaining}:
+            ids = [d.pk for d in remaining if self.before[d.pk] == status]
+            _held(ids).update(status=status, attempts=F("attempts") - 1, lease_until=None,
+                              lease_owner="", updated_at=timezone.now())
+
+
+def _held(ids: Sequence[int]) -> QuerySet[Dispatch]:
+    return Dispatch.objects.filter(pk__in=ids, status=S.SENDING, lease_owner=owner())
+
+
+def claim_page(connector_id: int, limit: int) -> Page | None:
+    """Claim up to `limit` of the connector's due chain heads, oldest first, in one
+    transaction of a few statements whatever their number: the heads locked and read with
+    their events (on PostgreSQL skipping rows another worker is claiming, so concurrent
+    claimers take different heads), the connector once, the order of every chain checked
+    again in one query, one UPDATE. None when nothing was taken.
+
+    The checks are `claim`'s: due, first open one of its chain, not held by quarantine,
+    disabled (cancelled), coalescing. A connector whose secret cannot be decrypted falls back
+    to `claim` for each head, which fails them.
+    """
+    now = timezone.now()
+    heads = chain_heads(now).filter(connector_id=connector_id).order_by("pk")
+    try:
+        connector = Connector.objects.get(pk=connector_id)
+    except Connector.DoesNotExist:
+        return None
+    except DecryptionError:
+        for dispatch_id in heads.values_list("pk", flat=True)[:limit]:
+            claim(dispatch_id)
+        return None
+    if connector.quarantined_at is not None:
+        return None
+    with transaction.atomic():
+        rows = [dispatch for dispatch in locking(heads.select_related("event"))[:limit]
+                if _due(dispatch, now)]
+        if not rows:
+            return None
+        if not connector.enabled:
+            for dispatch in rows:
+                _cancel_disabled(dispatch)
+            return None
+        taken, newest = [], []
+        for dispatch, later in _chain_firsts(rows):
+            sent = _coalesce(dispatch, now) if later else dispatch
+            taken.append(sent)
+            if sent is not dispatch:
+                newest.append(sent.pk)
+        rows = taken
+        before = {dispatch.pk: dispatch.status for dispatch in rows}
+        lease_until = now + timedelta(seconds=lease_seconds(connector))
+        Dispatch.objects.filter(pk__in=list(before)).update(
+            status=S.SENDING, attempts=F("attempts") + 1, lease_until=lease_until,
+            lease_owner=owner(), updated_at=now,
+        )
+        if newest:  # a coalesced update's newest state is due now, as `_coalesce` set it
+            Dispatch.objects.filter(pk__in=newest).update(next_attempt_at=now)
+    for dispatch in rows:
+        dispatch.status = S.SENDING
+        dispatch.attempts += 1
+        dispatch.lease_until = lease_until
+        dispatch.lease_owner = owner()
+        dispatch.updated_at = now
+        dispatch.connector = connector
+    return Page(connector, rows, lease_until, before) if rows else None
+
+
+def _chain_firsts(rows: list[Dispatch]) -> list[tuple[Dispatch, bool]]:
+    """The rows with no earlier open dispatch in their chain (one query for all), each with
+    whether it is an update with a later claimable one behind it (to be coalesced)."""
+    connector_id = rows[0].connector_id
+    chains: dict[int, list[tuple[int, str]]] = {}
+    for appointment_id, pk, status in Dispatch.objects.filter(
+        connector_id=connector_id, appointment_id__in={d.appointment_id for d in rows},
+        status__in=OPEN_STATUSES,
+    ).values_list("appointment_id", "pk", "status"):
+        chains.setdefault(appointment_id, []).append((pk, status))
+    firsts = []
+    for dispatch in rows:
+        chain = chains.get(dispatch.appointment_id, [])
+        if any(pk < dispatch.pk for pk, _ in chain):
+            continue
+        later = dispatch.action == "update" and any(
+            pk > dispatch.pk and status in CLAIMABLE for pk, status in chain
+        )
+        firsts.append((dispatch, later))
+    return firsts

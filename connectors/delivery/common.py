@@ -6,12 +6,13 @@ import logging
 import os
 import socket
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, Field, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from connectors.backoffices import http
@@ -93,6 +94,18 @@ def locking(queryset: QuerySet[Dispatch]) -> QuerySet[Dispatch]:
     return queryset.select_for_update()
 
 
+def chain_heads(now: datetime) -> QuerySet[Dispatch]:
+    """Dispatches due at `now` with no earlier open one in their chain (appointment and
+    connector), of connectors not quarantined: what may be sent next."""
+    earlier_open = Dispatch.objects.filter(
+        appointment_id=OuterRef("appointment_id"), connector_id=OuterRef("connector_id"),
+        pk__lt=OuterRef("pk"), status__in=OPEN_STATUSES,
+    )
+    return Dispatch.objects.filter(
+        status__in=CLAIMABLE, next_attempt_at__lte=now, connector__quarantined_at__isnull=True
+    ).exclude(Exists(earlier_open))
+
+
 def open_before(dispatch: Dispatch) -> bool:
     return Dispatch.objects.filter(
         appointment_id=dispatch.appointment_id, connector_id=dispatch.connector_id,
@@ -125,3 +138,18 @@ def finish(dispatch: Dispatch, status: str) -> None:
         last_hint=dispatch.last_hint, last_status_code=dispatch.last_status_code,
         delivered_at=dispatch.delivered_at, updated_at=dispatch.updated_at,
     )
+
+
+def per_row(field_name: str, values: dict[int, Any]) -> RawSQL:
+    """For an UPDATE of dispatches: `CASE id WHEN … THEN … END`, each row's own value of the
+    field. Built as SQL because Django's Case(When(pk=…)) resolves a filter per row: ~0.3 ms
+    each, most of the cost of recording a page of deliveries."""
+    field = Dispatch._meta.get_field(field_name)
+    assert isinstance(field, Field)
+    sql = " ".join(["CASE id", *["WHEN %s THEN %s"] * len(values), "END"])
+    params: list[Any] = []
+    for pk, value in values.items():
+        params += [pk, field.get_db_prep_value(value, connection)]
+    if connection.features.requires_casted_case_in_updates:  # PostgreSQL: the column's type
+        sql = f"CAST({sql} AS {field.db_type(connection)})"
+    return RawSQL(sql, params, output_field=field)

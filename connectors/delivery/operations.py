@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from connectors.models import OPEN_STATUSES, RETRYABLE_STATUSES, AttemptOutcome, Connector, Dispatch
+from connectors.models import RETRYABLE_STATUSES, AttemptOutcome, Connector, Dispatch
 
-from .common import CLAIMABLE, SWEEP_BATCH, S, locking, log, log_attempt, ring
+from .common import CLAIMABLE, SWEEP_BATCH, S, chain_heads, locking, log, log_attempt, ring
 
 
 def sweep() -> int:
@@ -29,15 +28,8 @@ def sweep() -> int:
             log_attempt(dispatch, AttemptOutcome.LOST,
                  message=f"The worker ({dispatch.lease_owner or 'unknown'}) did not finish "
                  "this attempt; it is sent again (the receiver may see it twice).")
-    earlier_open = Dispatch.objects.filter(
-        appointment_id=OuterRef("appointment_id"), connector_id=OuterRef("connector_id"),
-        pk__lt=OuterRef("pk"), status__in=OPEN_STATUSES,
-    )
     due = list(
-        Dispatch.objects.filter(status__in=CLAIMABLE, next_attempt_at__lte=now,
-                                connector__quarantined_at__isnull=True)
-        .exclude(Exists(earlier_open))
-        .order_by("next_attempt_at")
+        chain_heads(now).order_by("next_attempt_at")
         .values_list("pk", "connector_id")[:SWEEP_BATCH]
     )
     ring({connector_id for _, connector_id in due}, force=True)

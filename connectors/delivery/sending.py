@@ -4,34 +4,39 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Count
 from django.utils import timezone
 
 from connectors.backoffices import registry
 from connectors.backoffices.base import AppointmentChange, BackOfficeError, SendResult
 from connectors.models import OPEN_STATUSES, Attempt, AttemptOutcome, Connector, Dispatch
 
-from .claiming import claim
+from .claiming import Page, claim, claim_page
 from .common import (
     CLAIMABLE,
     JITTER,
     SHORT_RETRY_MAX_S,
     THROTTLED_MIN_WAIT_S,
     S,
+    chain_heads,
     finish,
     log,
     log_attempt,
+    per_row,
     ring,
 )
 from .operations import connector_quarantine
 
 BACKLOG_PAGE = 50  # chain heads read at a time by a backlog task
 BACKLOG_SECONDS = 10.0  # a backlog task starts no attempt after this long, and rings again
+RECORD_EVERY_S = 0.5  # a page's successes are written at least this often
 
 
 def _change(dispatch: Dispatch) -> AppointmentChange:
@@ -61,18 +66,74 @@ def retry_delay(dispatch: Dispatch, error: BackOfficeError) -> float | None:
     return delay
 
 
-def _record_success(dispatch: Dispatch, result: SendResult, started_at: datetime) -> None:
+@dataclass
+class _Success:
+    dispatch: Dispatch
+    result: SendResult
+    started_at: datetime
+    delivered_at: datetime
+
+
+def _record_successes(successes: Sequence[_Success]) -> None:
+    """Close the dispatches as succeeded and log their attempts, in one transaction of a few
+    statements whatever their number (the rows are ours: under our claim's lease)."""
+    if not successes:
+        return
+    ids = [success.dispatch.pk for success in successes]
+    now = timezone.now()
+    connector = successes[0].dispatch.connector
     with transaction.atomic():
-        dispatch.delivered_at = timezone.now()
+        logged = dict(Attempt.objects.filter(dispatch_id__in=ids).values("dispatch_id")
+                      .annotate(n=Count("pk")).values_list("dispatch_id", "n"))
+        Dispatch.objects.filter(pk__in=ids).update(
+            status=S.SUCCEEDED, lease_until=None, lease_owner="", next_attempt_at=None,
+            last_error="", last_hint="", updated_at=now,
+            delivered_at=per_row("delivered_at",
+                                 {s.dispatch.pk: s.delivered_at for s in successes}),
+            last_status_code=per_row("last_status_code",
+                                     {s.dispatch.pk: s.result.status_code for s in successes}),
+        )
+        Attempt.objects.bulk_create(
+            Attempt(dispatch=s.dispatch, connector_id=s.dispatch.connector_id,
+                    number=logged.get(s.dispatch.pk, 0) + 1, started_at=s.started_at,
+                    outcome=AttemptOutcome.SUCCEEDED, duration_ms=s.result.duration_ms,
+                    status_code=s.result.status_code, response_excerpt=s.result.response_excerpt,
+                    request=_request_dict(s.result), message="Delivered.")
+            for s in successes
+        )
+        if connector.failing_since is not None:  # as read by the claim, or set since
+            Connector.objects.filter(pk=connector.pk).update(failing_since=None)
+            connector.failing_since = None
+    for success in successes:
+        dispatch = success.dispatch
+        dispatch.status = S.SUCCEEDED
+        dispatch.delivered_at = success.delivered_at
+        dispatch.last_status_code = success.result.status_code
         dispatch.last_error = dispatch.last_hint = ""
-        dispatch.last_status_code = result.status_code
-        finish(dispatch, S.SUCCEEDED)
-        log_attempt(dispatch, AttemptOutcome.SUCCEEDED, started_at=started_at,
-             duration_ms=result.duration_ms, status_code=result.status_code,
-             response_excerpt=result.response_excerpt,
-             request=_request_dict(result), message="Delivered.")
-        if dispatch.connector.failing_since is not None:  # as read by the claim
-            Connector.objects.filter(pk=dispatch.connector_id).update(failing_since=None)
+        dispatch.lease_until = dispatch.next_attempt_at = None
+        dispatch.lease_owner = ""
+        dispatch.updated_at = now
+
+
+class _Successes:
+    """A page's successful attempts, written together (`_record_successes`) at least every
+    RECORD_EVERY_S, before a failure is recorded, and when the page ends. Until written they
+    are in flight: a worker killed meanwhile sends them again after the lease."""
+
+    def __init__(self) -> None:
+        self.items: list[_Success] = []
+        self.since = 0.0
+
+    def add(self, success: _Success) -> None:
+        if not self.items:
+            self.since = time.monotonic()
+        self.items.append(success)
+        if time.monotonic() - self.since >= RECORD_EVERY_S:
+            self.write()
+
+    def write(self) -> None:
+        items, self.items = self.items, []
+        _record_successes(items)
 
 
 def _request_dict(result: SendResult | BackOfficeError) -> dict[str, Any]:
@@ -118,7 +179,8 @@ def _note_connector_failure(connector: Connector, failed_at: datetime, now: date
     updated = Connector.objects.filter(pk=connector.pk, failing_since__isnull=True).update(
         failing_since=failed_at
     )
-    if updated:
+    if updated:  # also on the page's connector, so that its next success clears it
+        connector.failing_since = failed_at
         return
     since = Connector.objects.filter(pk=connector.pk).values_list("failing_since", flat=True)[0]
     if since is None or now - since < timedelta(hours=settings.QUARANTINE_AFTER_HOURS):
@@ -135,14 +197,15 @@ def _note_connector_failure(connector: Connector, failed_at: datetime, now: date
         )
 
 
-def _send(dispatch: Dispatch) -> float | None:
-    """One attempt; returns the delay when a retry was scheduled."""
+def _send(dispatch: Dispatch, successes: _Successes | None = None) -> float | None:
+    """One attempt; returns the delay when a retry was scheduled. A success is recorded at
+    once, or added to `successes` to be written with others."""
     started_at = timezone.now()
     started = time.monotonic()
     try:
         result = registry.client_for(dispatch.connector).send(_change(dispatch))
     except BackOfficeError as error:
-        return _record_failure(dispatch, error, started_at, _elapsed_ms(started))
+        return _record_send_failure(dispatch, error, started_at, started, successes)
     except Exception as exc:  # a bug of ours: retried, and logged without the payload
         log.exception("Dispatch %s: unexpected %s", dispatch.pk, type(exc).__name__)
         internal = BackOfficeError(
@@ -150,11 +213,23 @@ def _send(dispatch: Dispatch) -> float | None:
             hint="An internal error; it is retried. Report it with this dispatch's id.",
             error_class="InternalError",
         )
-        return _record_failure(dispatch, internal, started_at, _elapsed_ms(started))
+        return _record_send_failure(dispatch, internal, started_at, started, successes)
     if not result.duration_ms:
         result.duration_ms = _elapsed_ms(started)
-    _record_success(dispatch, result, started_at)
+    success = _Success(dispatch, result, started_at, timezone.now())
+    if successes is None:
+        _record_successes([success])
+    else:
+        successes.add(success)
     return None
+
+
+def _record_send_failure(dispatch: Dispatch, error: BackOfficeError, started_at: datetime,
+                         started: float, successes: _Successes | None) -> float | None:
+    duration_ms = _elapsed_ms(started)
+    if successes is not None:  # in their order: a success then a failure leaves it failing
+        successes.write()
+    return _record_failure(dispatch, error, started_at, duration_ms)
 
 
 def _elapsed_ms(started: float) -> int:
@@ -211,29 +286,24 @@ def deliver_backlog(connector_id: int) -> int:
     within SHORT_RETRY_MAX_S are waited for here. When time is up with a dispatch due or a
     short retry pending, the task rings again, taking a new place in the queue behind other
     connectors' tasks. A second page as full as the first rings once for a helper, so another
-    worker can share a long backlog. Every dispatch goes through `claim`, with all its checks
-    (lock, due, first open one of its chain, quarantine, disabled, coalescing), so running
-    this any number of times, also at once, sends nothing twice.
+    worker can share a long backlog. A page is claimed at once (`claim_page`, with all of
+    `claim`'s checks: lock, due, first open one of its chain, quarantine, disabled,
+    coalescing), so running this any number of times, also at once, sends nothing twice; what
+    a page holds when time is up is given back.
     """
     Connector.objects.filter(pk=connector_id).update(backlog_queued_at=None)
     deadline = time.monotonic() + BACKLOG_SECONDS
     attempts = pages = 0
     while True:
-        heads = _chain_heads(connector_id)
-        pages += 1
-        if pages == 2 and len(heads) == BACKLOG_PAGE:
+        if time.monotonic() >= deadline and _has_due(connector_id):
             ring([connector_id])
-        claimed = 0
-        for pk in heads:
-            if time.monotonic() >= deadline:
+            return attempts
+        page = claim_page(connector_id, BACKLOG_PAGE)
+        if page is not None:
+            pages += 1
+            if pages == 2 and len(page.dispatches) == BACKLOG_PAGE:
                 ring([connector_id])
-                return attempts
-            dispatch = claim(pk)
-            if dispatch is not None:
-                claimed += 1
-                _send(dispatch)
-        attempts += claimed
-        if claimed:
+            attempts += _send_page(page, deadline)
             continue
         wait = _next_retry_in(connector_id)
         if wait is None:
@@ -246,21 +316,29 @@ def deliver_backlog(connector_id: int) -> int:
         time.sleep(wait)
 
 
-def _chain_heads(connector_id: int) -> list[int]:
-    """Up to BACKLOG_PAGE due dispatches of the connector, oldest first, with no earlier open
-    one in their chain (the sweeper's query, for one connector); none while it is quarantined."""
-    earlier_open = Dispatch.objects.filter(
-        appointment_id=OuterRef("appointment_id"), connector_id=OuterRef("connector_id"),
-        pk__lt=OuterRef("pk"), status__in=OPEN_STATUSES,
-    )
-    return list(
-        Dispatch.objects.filter(connector_id=connector_id, status__in=CLAIMABLE,
-                                next_attempt_at__lte=timezone.now(),
-                                connector__quarantined_at__isnull=True)
-        .exclude(Exists(earlier_open))
-        .order_by("pk")
-        .values_list("pk", flat=True)[:BACKLOG_PAGE]
-    )
+def _send_page(page: Page, deadline: float) -> int:
+    """Send the page's dispatches in order until the deadline, renewing their lease as
+    needed; those left are given back. Returns how many were attempted."""
+    remaining = page.dispatches
+    attempted = 0
+    successes = _Successes()
+    try:
+        while remaining:
+            if time.monotonic() >= deadline:
+                page.release(remaining)
+                break
+            remaining = page.keep(remaining)
+            if remaining:
+                _send(remaining[0], successes)
+                attempted += 1
+                remaining = remaining[1:]
+    finally:
+        successes.write()
+    return attempted
+
+
+def _has_due(connector_id: int) -> bool:
+    return chain_heads(timezone.now()).filter(connector_id=connector_id).exists()
 
 
 def _next_retry_in(connector_id: int) -> float | None:

@@ -13,8 +13,9 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from connectors import delivery, services
+from connectors.delivery import claiming
 from connectors.intake import IncomingEvent, events_accept
-from connectors.models import Appointment, AppointmentEvent, Connector, Dispatch
+from connectors.models import Appointment, AppointmentEvent, Attempt, Connector, Dispatch
 from tests.connectors.backoffices import samples
 from tests.fakes import webhook_receiver
 
@@ -464,3 +465,85 @@ def test_accepted_events_ring_their_connectors_after_commit(
             for n in range(3)
         ])
     assert sorted(no_worker) == sorted([first.pk, second.pk])  # one task each, not one a dispatch
+
+
+# --- Pages: a backlog task claims its dispatches a page at a time -------------------------------
+
+
+def test_two_claimers_take_different_pages_of_heads(receiver, no_worker):
+    connector = hook(receiver)
+    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(5)]
+    first = claiming.claim_page(connector.pk, 3)
+    second = claiming.claim_page(connector.pk, 3)
+    assert [d.pk for d in first.dispatches] == ids[:3]
+    assert [d.pk for d in second.dispatches] == ids[3:]  # the first's are taken: not heads
+    assert claiming.claim_page(connector.pk, 3) is None
+    assert set(Dispatch.objects.values_list("status", flat=True)) == {"sending"}
+    assert set(Dispatch.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_a_page_keeps_each_chains_order_and_coalesces_queued_updates(receiver, no_worker):
+    connector = hook(receiver)
+    [create] = post("create", "e1", guid=guid(1))
+    [old] = post("update", "e2", at=T0 + timedelta(minutes=1), guid=guid(1), subject="old")
+    [new] = post("update", "e3", at=T0 + timedelta(minutes=2), guid=guid(1), subject="new")
+    [other] = post("create", "e4", guid=guid(2))
+    page = claiming.claim_page(connector.pk, 10)
+    assert [d.pk for d in page.dispatches] == [create, other]  # the updates wait their turn
+    page.release(page.dispatches)
+    assert set(Dispatch.objects.values_list("status", "attempts")) == {("pending", 0)}
+
+    assert delivery.deliver_backlog(connector.pk) == 3
+    statuses = dict(Dispatch.objects.values_list("pk", "status"))
+    assert (statuses[old], statuses[new]) == ("cancelled", "succeeded")  # coalesced
+    assert [d.json()["data"]["subject"] for d in receiver.state.deliveries][-1] == "new"
+    assert sent_by_guid(receiver)[guid(1)] == ["appointment.created", "appointment.updated"]
+
+
+def test_out_of_time_a_page_gives_back_what_it_did_not_send(receiver, no_worker, monkeypatch):
+    monkeypatch.setattr("connectors.delivery.sending.BACKLOG_SECONDS", 0.5)
+    receiver.fail(delay_s=0.3)  # every delivery takes 0.3 s
+    connector = hook(receiver)
+    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(6)]
+    Dispatch.objects.filter(pk=ids[-1]).update(status="retrying", attempts=2)
+    sent = delivery.deliver_backlog(connector.pk)
+    assert 1 <= sent <= 3
+    rows = {d.pk: d for d in Dispatch.objects.all()}
+    assert [rows[pk].status for pk in ids[:sent]] == ["succeeded"] * sent
+    given_back = [rows[pk] for pk in ids[sent:]]
+    assert [(d.status, d.attempts, d.lease_until, d.lease_owner) for d in given_back[:-1]] == [
+        ("pending", 0, None, "")] * (len(given_back) - 1)
+    assert (given_back[-1].status, given_back[-1].attempts) == ("retrying", 2)
+    assert no_worker == [connector.pk]  # the successor sends the rest
+
+
+def test_a_long_page_renews_its_lease_and_skips_what_the_sweeper_took_back(receiver, no_worker):
+    connector = hook(receiver)
+    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(3)]
+    page = claiming.claim_page(connector.pk, 3)
+    page.lease_until = timezone.now() + timedelta(seconds=1)  # as if claimed long ago
+    Dispatch.objects.filter(pk=ids[1]).update(status="retrying", lease_owner="")  # the sweeper
+    kept = page.keep(page.dispatches)
+    assert [d.pk for d in kept] == [ids[0], ids[2]]
+    leases = dict(Dispatch.objects.filter(pk__in=[ids[0], ids[2]]).values_list("pk", "lease_until"))
+    assert all(lease > timezone.now() + timedelta(seconds=30) for lease in leases.values())
+    assert page.keep(kept) == kept  # plenty of lease left: no statement
+
+
+def test_a_pages_successes_are_written_together_each_with_its_own_time(receiver, no_worker):
+    connector = hook(receiver)
+    receiver.fail(status=503, count=1)  # the first fails, the rest succeed after it
+    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(4)]
+    Dispatch.objects.filter(pk=ids[1]).update(attempts=1)
+    retried = Dispatch.objects.get(pk=ids[1])
+    delivery.common.log_attempt(retried, "retry", message="earlier")
+    assert delivery.deliver_backlog(connector.pk) == 4
+    rows = {d.pk: d for d in Dispatch.objects.all()}
+    assert rows[ids[0]].status == "retrying"
+    delivered = [rows[pk].delivered_at for pk in ids[1:]]
+    assert all(d.status == "succeeded" for d in rows.values() if d.pk != ids[0])
+    assert delivered == sorted(delivered) and len(set(delivered)) == 3  # each its own time
+    numbers = list(Attempt.objects.filter(dispatch_id=ids[1]).values_list("number", "outcome"))
+    assert numbers == [(1, "retry"), (2, "succeeded")]
+    # the failure came first and the successes after it: the connector is not failing
+    assert Connector.objects.get(pk=connector.pk).failing_since is None

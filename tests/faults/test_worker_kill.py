@@ -1,13 +1,15 @@
 """A worker killed with SIGKILL in the middle of a batch, and a new one started: every
-dispatch is delivered, and exactly those that were in the receiver's hands at the kill are
-delivered twice.
+dispatch is delivered, and exactly those that were in flight at the kill and had reached the
+receiver are delivered twice.
 
-What was in flight stays `sending` under its lease (3 x the connector's timeout + 30 s; 33 s
-with timeout_s=1). The test waits for the lease to run out and then runs the sweeper once
-itself, as the every-minute schedule would: django-q2's scheduler looks only every ~30 s, so
-waiting for it would add up to a minute. The test checks that the migrations created that
-schedule and that the new cluster ran it. (This replaces tests/e2e/test_worker_loss.py, with
-exact counts; it is marked e2e too.)
+In flight: what a backlog task had claimed (a page, up to BACKLOG_PAGE dispatches per worker),
+including what it had sent and not yet recorded (successes are written together, at least
+every RECORD_EVERY_S) and the one in the receiver's hands. It stays `sending` under its lease
+(3 x the connector's timeout + 30 s; 33 s with timeout_s=1). The test waits for the lease to
+run out and then runs the sweeper once itself, as the every-minute schedule would: django-q2's
+scheduler looks only every ~30 s, so waiting for it would add up to a minute. The test checks
+that the migrations created that schedule and that the new cluster ran it. (This replaces
+tests/e2e/test_worker_loss.py, with exact counts; it is marked e2e too.)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from connectors.delivery import lease_seconds
+from connectors.delivery.sending import BACKLOG_PAGE
 from connectors.models import Connector
 from tests.e2e.events import event, new_guid
 from tests.e2e.harness import App, deployed
@@ -55,19 +58,20 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_exactly_what_was_in
     assert sum(r["dispatches"] for r in app.accept_events(events)) == 2 * APPOINTMENTS
 
     # Kill while a delivery is inside the receiver (received, not answered yet): the receiver
-    # takes it, the worker never records it, so it must be sent again after the lease.
+    # takes it, the worker never records it, so it must be sent again after the lease; so
+    # must those it sent before and had not written yet.
     app.wait(lambda: len(receiver.state.deliveries) >= 40
              and len(receiver.requests) > len(receiver.state.deliveries),
              timeout=60, interval=0.005, what="40 deliveries and one in the receiver's hands")
     app.cluster(1).kill()
     killed_at = time.monotonic()
     in_flight = {r["message_id"]: r for r in app.dispatches(APP) if r["status"] == "sending"}
-    assert 1 <= len(in_flight) <= WORKERS
+    assert 1 <= len(in_flight) <= WORKERS * BACKLOG_PAGE
     time.sleep(0.5)  # the receiver finishes what it holds (its 50 ms delay)
     received_before = set(webhook_ids(receiver))
     assert len(received_before) < 2 * APPOINTMENTS  # killed in the middle
     sent_but_unrecorded = set(in_flight) & received_before
-    assert sent_but_unrecorded  # the one in the receiver's hands at the kill
+    assert sent_but_unrecorded  # at least the one in the receiver's hands at the kill
 
     app.start_cluster()
     time.sleep(max(0.0, killed_at + lease_seconds(Connector(timeout_s=TIMEOUT_S)) + 1
