@@ -28,6 +28,7 @@ from .models import (
     Connector,
     Dispatch,
 )
+from .rows import update_rows
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class _Batch:
                                          appointment_guid=str(appointment.guid),
                                          connector_ids=connector_ids))
         if changed:
-            Appointment.objects.bulk_update(list(changed.values()), STATE_FIELDS)
+            update_rows(list(changed.values()), STATE_FIELDS)
         AppointmentResource.objects.bulk_create(
             [AppointmentResource(appointment_id=pk, resource_no=number)
              for pk, number in sorted(resources)],

@@ -11,8 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, Field, OuterRef, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from connectors.backoffices import http
@@ -139,17 +138,3 @@ def finish(dispatch: Dispatch, status: str) -> None:
         delivered_at=dispatch.delivered_at, updated_at=dispatch.updated_at,
     )
 
-
-def per_row(field_name: str, values: dict[int, Any]) -> RawSQL:
-    """For an UPDATE of dispatches: `CASE id WHEN … THEN … END`, each row's own value of the
-    field. Built as SQL because Django's Case(When(pk=…)) resolves a filter per row: ~0.3 ms
-    each, most of the cost of recording a page of deliveries."""
-    field = Dispatch._meta.get_field(field_name)
-    assert isinstance(field, Field)
-    sql = " ".join(["CASE id", *["WHEN %s THEN %s"] * len(values), "END"])
-    params: list[Any] = []
-    for pk, value in values.items():
-        params += [pk, field.get_db_prep_value(value, connection)]
-    if connection.features.requires_casted_case_in_updates:  # PostgreSQL: the column's type
-        sql = f"CAST({sql} AS {field.db_type(connection)})"
-    return RawSQL(sql, params, output_field=field)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from connectors.backoffices import registry
 from connectors.backoffices.base import AppointmentChange, BackOfficeError, SendResult
 from connectors.models import OPEN_STATUSES, Attempt, AttemptOutcome, Connector, Dispatch
+from connectors.rows import per_row
 
 from .claiming import Page, claim, claim_page
 from .common import (
@@ -29,7 +30,6 @@ from .common import (
     finish,
     log,
     log_attempt,
-    per_row,
     ring,
 )
 from .operations import connector_quarantine
@@ -88,9 +88,9 @@ def _record_successes(successes: Sequence[_Success]) -> None:
         Dispatch.objects.filter(pk__in=ids).update(
             status=S.SUCCEEDED, lease_until=None, lease_owner="", next_attempt_at=None,
             last_error="", last_hint="", updated_at=now,
-            delivered_at=per_row("delivered_at",
+            delivered_at=per_row(Dispatch, "delivered_at",
                                  {s.dispatch.pk: s.delivered_at for s in successes}),
-            last_status_code=per_row("last_status_code",
+            last_status_code=per_row(Dispatch, "last_status_code",
                                      {s.dispatch.pk: s.result.status_code for s in successes}),
         )
         Attempt.objects.bulk_create(

@@ -81,6 +81,23 @@ def test_a_request_costs_the_same_few_statements_for_one_or_many_events(hooks):
 
 
 @pytest.mark.django_db
+def test_updates_cost_the_same_few_statements_for_one_or_many_events(hooks):
+    def statements(count: int) -> int:
+        guids = [str(uuid.uuid4()) for _ in range(count)]
+        events_accept(client=None, events=[event(guid, "create", 0) for guid in guids])
+        updates = [event(guid, "update", 1, f"new {n}") for n, guid in enumerate(guids)]
+        with CaptureQueriesContext(connection) as queries:
+            events_accept(client=None, events=updates)
+        subjects = dict(Appointment.objects.filter(guid__in=guids)
+                        .values_list("guid", "data__subject"))
+        assert subjects == {uuid.UUID(guid): f"new {n}" for n, guid in enumerate(guids)}
+        return len(queries)
+
+    one = statements(1)
+    assert statements(10) == one  # the appointments' new states in one UPDATE
+
+
+@pytest.mark.django_db
 def test_json_documents_are_bulk_inserted_as_values_not_unnest(hooks):
     """On PostgreSQL, Django would bulk-insert through UNNEST of array literals, which psycopg
     quotes with a Python regex per escaped character (BulkJSONField)."""
