@@ -75,8 +75,9 @@ class _Success:
 
 
 def _record_successes(successes: Sequence[_Success]) -> None:
-    """Close the dispatches as succeeded and log their attempts, in one transaction of a few
-    statements whatever their number (the rows are ours: under our claim's lease)."""
+    """Close the dispatches (of one connector) as succeeded and log their attempts, in one
+    transaction of a few statements whatever their number (the rows are ours: under our
+    claim's lease)."""
     if not successes:
         return
     ids = [success.dispatch.pk for success in successes]
