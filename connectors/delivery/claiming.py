@@ -1,4 +1,5 @@
-"""Claiming a dispatch: due, first open one of its chain, not held, not taken; coalescing."""
+"""Claiming dispatches, one (`claim`) or a page of a connector's chain heads (`claim_page`): due,
+first open one of its chain, not held, not taken; coalescing; the page's lease."""
 
 from __future__ import annotations
 

@@ -137,4 +137,3 @@ def finish(dispatch: Dispatch, status: str) -> None:
         last_hint=dispatch.last_hint, last_status_code=dispatch.last_status_code,
         delivered_at=dispatch.delivered_at, updated_at=dispatch.updated_at,
     )
-

@@ -188,6 +188,18 @@ def test_a_disabled_connector_cancels_its_waiting_dispatch(receiver):
     assert Dispatch.objects.get(pk=dispatch_id).status == "cancelled"
 
 
+def test_a_disabled_connectors_backlog_is_cancelled_not_sent(receiver, no_worker):
+    connector = hook(receiver)
+    ids = [post("create", f"e{n}", guid=guid(n))[0] for n in range(3)]
+    Connector.objects.filter(pk=connector.pk).update(enabled=False)
+    assert delivery.deliver_backlog(connector.pk) == 0
+    assert set(Dispatch.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+        "cancelled"}
+    assert receiver.state.deliveries == []
+    assert list(Attempt.objects.filter(dispatch_id=ids[0]).values_list("message", flat=True)) == [
+        "Cancelled: the connector was disabled before this was sent."]
+
+
 def test_the_sweeper_reclaims_a_dead_workers_dispatch(receiver):
     hook(receiver)
     [dispatch_id] = post("create", "e1")
