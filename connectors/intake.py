@@ -9,7 +9,7 @@ action. After commit each dispatch is queued; the sweeper finds any whose messag
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,13 +112,18 @@ class _Batch:
     by one (a later event of an appointment sees the state an earlier one set; a stale one
     changes and sends nothing); then appointments, events, dispatches and resource rows are
     written with bulk statements, dispatches in event order (their ids keep each chain's order).
-    Raises IntegrityError when a concurrent request stored one of the event ids or created one
-    of the appointments first; the caller then decides event by event.
+    `locked` holds the events' stored appointments, already locked by the caller (None: read
+    and lock them here). Raises IntegrityError when a concurrent request stored one of the
+    event ids or created one of the appointments first; the caller then decides event by event.
     """
 
-    def __init__(self, client: ApiClient | None, events: Sequence[IncomingEvent]) -> None:
+    def __init__(
+        self, client: ApiClient | None, events: Sequence[IncomingEvent],
+        locked: dict[uuid.UUID, Appointment] | None = None,
+    ) -> None:
         self.client = client
         self.events = events
+        self.locked = locked
         self.connectors: dict[tuple[str, str, str], list[int]] = {}
 
     def _connector_ids(self, values: dict[str, Any], action: str) -> list[int]:
@@ -128,12 +133,10 @@ class _Batch:
         return self.connectors[key]
 
     def _appointments(self, now: datetime) -> tuple[dict[uuid.UUID, Appointment], set[int]]:
-        """The events' appointments, locked (in GUID order, so concurrent requests cannot
-        deadlock), the missing ones created from their first event; and the indexes of the
-        events that created one."""
-        guids = [uuid.UUID(str(event.appointment["guid"])) for event in self.events]
-        found = {a.guid: a for a in Appointment.objects.select_for_update()
-                 .filter(guid__in=set(guids)).order_by("guid")}
+        """The events' appointments, the missing ones created from their first event; and the
+        indexes of the events that created one."""
+        guids = [_guid(event) for event in self.events]
+        found = dict(self.locked) if self.locked is not None else _locked_appointments(guids)
         creating: dict[uuid.UUID, int] = {}
         for index, guid in enumerate(guids):
             if guid not in found and guid not in creating:
@@ -155,7 +158,7 @@ class _Batch:
         latest: dict[int, tuple[Appointment, dict[str, Any]]] = {}
         resources: set[tuple[int, str]] = set()
         for index, event in enumerate(self.events):
-            appointment = appointments[uuid.UUID(str(event.appointment["guid"]))]
+            appointment = appointments[_guid(event)]
             stale = index not in creators and event.occurred_at < appointment.state_at
             # Every resource an event named stays searchable in the dispatch log.
             resources.update((appointment.pk, no) for no in resource_nos(event.appointment))
@@ -196,58 +199,95 @@ class _Batch:
         ids = iter(d.pk for d in dispatches)
         for outcome in outcomes:
             outcome.dispatch_ids = [next(ids) for _ in range(outcome.dispatches)]
-        queued = exchange_queue.appointments_changed(latest.values())
+        created = {appointments[_guid(self.events[i])].pk for i in creators}
+        queued = exchange_queue.appointments_changed(latest.values(), created=created)
         for outcome, record in zip(outcomes, stored, strict=True):
             outcome.exchange_queued = record.appointment_id in queued
         return outcomes
 
 
+def _guid(event: IncomingEvent) -> uuid.UUID:
+    return uuid.UUID(str(event.appointment["guid"]))
+
+
+def _locked_appointments(guids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Appointment]:
+    """The stored appointments among the GUIDs, locked until the transaction ends (in GUID
+    order, so concurrent requests cannot deadlock)."""
+    return {a.guid: a for a in Appointment.objects.select_for_update()
+            .filter(guid__in=set(guids)).order_by("guid")}
+
+
+Authorize = Callable[[Mapping[str, str]], None]
+
+
 def events_accept(
-    *, client: ApiClient | None, events: Sequence[IncomingEvent]
+    *, client: ApiClient | None, events: Sequence[IncomingEvent],
+    authorize: Authorize | None = None,
 ) -> list[EventOutcome]:
     """Store the events and their dispatches, and queue the dispatches after commit.
 
     An event whose `event_id` this client already sent is answered `duplicate` and changes
     nothing (also when two copies race: the unique constraint decides). An event older than the
     appointment's stored state is recorded (`stale`) but changes nothing and sends nothing.
-    The caller has checked that the client may post for each event's source app.
+    `authorize`, when given, is called inside the transaction with {guid: source app} of the
+    events' appointments already stored (read and locked for the intake anyway); whatever it
+    raises propagates and nothing is stored.
     """
-    with transaction.atomic():
-        known = set(
-            AppointmentEvent.objects.filter(
-                client=client, event_id__in=[e.event_id for e in events]
-            ).values_list("event_id", flat=True)
-        ) if client is not None else set()
-        fresh: list[IncomingEvent] = []
-        seen: set[str] = set()
-        for event in events:
-            if event.event_id not in known and event.event_id not in seen:
-                seen.add(event.event_id)
-                fresh.append(event)
-        try:
-            with transaction.atomic():  # a savepoint: a racing request undoes only this try
-                accepted = _Batch(client, fresh).accept() if fresh else []
-        except IntegrityError:
-            accepted = [_accept_alone(client, event) for event in fresh]
-        by_id = {outcome.event_id: outcome for outcome in accepted}
-        outcomes = [
-            by_id.pop(event.event_id) if event.event_id in by_id else EventOutcome(
-                event.event_id, "duplicate", appointment_guid=str(event.appointment["guid"]))
-            for event in events
-        ]
-        connector_ids = {pk for outcome in outcomes for pk in outcome.connector_ids}
-        if connector_ids:
-            transaction.on_commit(lambda: _ring(connector_ids))
-        if any(outcome.exchange_queued for outcome in outcomes):
-            transaction.on_commit(exchange_queue.queue_push)
+    try:
+        with transaction.atomic():
+            outcomes = _accept(client, events, authorize, together=True)
+    except IntegrityError:
+        # A concurrent request stored one of the event ids or created one of the appointments
+        # between our reads and our inserts: everything again, each event on its own.
+        with transaction.atomic():
+            outcomes = _accept(client, events, authorize, together=False)
     if client is not None and outcomes:
         _note_use(client)
     return outcomes
 
 
+def _accept(
+    client: ApiClient | None, events: Sequence[IncomingEvent], authorize: Authorize | None,
+    *, together: bool,
+) -> list[EventOutcome]:
+    """events_accept's work inside its transaction. `together`: one _Batch for all new events
+    (raises IntegrityError when it loses a race); else one savepoint per event."""
+    known = set(
+        AppointmentEvent.objects.filter(
+            client=client, event_id__in=[e.event_id for e in events]
+        ).values_list("event_id", flat=True)
+    ) if client is not None else set()
+    fresh: list[IncomingEvent] = []
+    seen: set[str] = set()
+    for event in events:
+        if event.event_id not in known and event.event_id not in seen:
+            seen.add(event.event_id)
+            fresh.append(event)
+    locked = _locked_appointments([_guid(event) for event in events])
+    if authorize is not None:
+        authorize({str(guid): appointment.source_app for guid, appointment in locked.items()})
+    if not together:
+        accepted = [_accept_alone(client, event) for event in fresh]
+    else:
+        accepted = _Batch(client, fresh, locked).accept() if fresh else []
+    by_id = {outcome.event_id: outcome for outcome in accepted}
+    outcomes = [
+        by_id.pop(event.event_id) if event.event_id in by_id else EventOutcome(
+            event.event_id, "duplicate", appointment_guid=str(event.appointment["guid"]))
+        for event in events
+    ]
+    connector_ids = {pk for outcome in outcomes for pk in outcome.connector_ids}
+    if connector_ids:
+        transaction.on_commit(lambda: _ring(connector_ids))
+    if any(outcome.exchange_queued for outcome in outcomes):
+        transaction.on_commit(exchange_queue.queue_push)
+    return outcomes
+
+
 def _accept_alone(client: ApiClient | None, event: IncomingEvent) -> EventOutcome:
     """One event in its own savepoint (after a batch lost a race): `duplicate` when a
-    concurrent request stored its event id first."""
+    concurrent request stored its event id first. Reads its appointment afresh: an earlier
+    event's rolled-back savepoint may have changed the instances in memory."""
     try:
         with transaction.atomic():
             [outcome] = _Batch(client, [event]).accept()
@@ -264,9 +304,12 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 
 def _note_use(client: ApiClient) -> None:
     now = timezone.now()
+    if client.last_used_at is not None and client.last_used_at >= now - LAST_USED_PRECISION:
+        return  # as read when the key was checked: recent enough, no statement
     ApiClient.objects.filter(pk=client.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_PRECISION)
     ).update(last_used_at=now)
+    client.last_used_at = now
 
 
 def _ring(connector_ids: set[int]) -> None:

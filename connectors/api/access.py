@@ -7,26 +7,27 @@ cannot take over (or delete) an appointment of source app A by reusing its GUID.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from connectors.intake import IncomingEvent
-from connectors.models import ApiClient, Appointment
+from connectors.models import ApiClient
 
 from .exceptions import SourceAppForbidden
 
 
 def check_source_apps(
-    client: ApiClient, events: Sequence[IncomingEvent], *, field: str = "appointment.source_app",
-    indexed: bool = True,
+    client: ApiClient, events: Sequence[IncomingEvent], owners: Mapping[str, str], *,
+    field: str = "appointment.source_app", indexed: bool = True,
 ) -> None:
     """Raise SourceAppForbidden (403) naming every source app the client may not post for.
 
-    `field` is the path of the source app in one item of the request body; with `indexed` the
-    error keys start with the item's index (an array was posted).
+    `owners` is {guid: source app} of the events' appointments already stored (the intake
+    passes it from its locked read: `events_accept(authorize=…)`). `field` is the path of the
+    source app in one item of the request body; with `indexed` the error keys start with the
+    item's index (an array was posted).
     """
     fields: dict[str, list[str]] = {}
     forbidden: set[str] = set()
-    owners = _owners([str(e.appointment["guid"]) for e in events])
     for index, event in enumerate(events):
         key = f"{index}.{field}" if indexed else field
         source_app = event.appointment["source_app"]
@@ -51,8 +52,3 @@ def check_source_apps(
             fields,
         )
 
-
-def _owners(guids: list[str]) -> dict[str, str]:
-    """The source app of each already stored appointment among the GUIDs."""
-    rows = Appointment.objects.filter(guid__in=guids).values_list("guid", "source_app")
-    return {str(guid): source_app for guid, source_app in rows}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -71,8 +71,12 @@ class ApiView(APIView):
         return client
 
     def accept(self, events: Sequence[IncomingEvent], *, indexed: bool, field: str) -> Response:
-        check_source_apps(self.client, events, indexed=indexed, field=field)
-        outcomes = events_accept(client=self.client, events=events)
+        client = self.client
+
+        def authorize(owners: Mapping[str, str]) -> None:
+            check_source_apps(client, events, owners, indexed=indexed, field=field)
+
+        outcomes = events_accept(client=client, events=events, authorize=authorize)
         return Response(accepted_body(outcomes), status=202)
 
 

@@ -9,7 +9,7 @@ doorbell was lost or whose worker died (an expired claim).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -48,10 +48,13 @@ def exchange_enabled() -> bool:
     return ExchangeSettings.objects.filter(pk=SINGLETON_PK, enabled=True).exists()
 
 
-def appointments_changed(changes: Iterable[tuple[Appointment, Mapping[str, Any]]]) -> set[int]:
+def appointments_changed(
+    changes: Iterable[tuple[Appointment, Mapping[str, Any]]], *, created: Set[int] = frozenset(),
+) -> set[int]:
     """Intake's hook, inside the events' transaction, after newer states were stored.
 
-    `changes` holds each changed appointment with the event data that set its state. Creates
+    `changes` holds each changed appointment with the event data that set its state; `created`
+    the ids of those created in this transaction (none has events in Outlook yet). Creates
     or updates the resources the events name (always), and marks for an outbound push every
     appointment of which a resource syncs, or which has events in Outlook already (a resource
     taken off must lose its event) — when Exchange sync is on. Returns the ids it marked (the
@@ -72,7 +75,7 @@ def appointments_changed(changes: Iterable[tuple[Appointment, Mapping[str, Any]]
     }
     wanted = {a.pk for a, data in changes
               if any((a.source_app, no) in syncing for no in resource_entries(data))}
-    others = [a.pk for a, _ in changes if a.pk not in wanted]
+    others = [a.pk for a, _ in changes if a.pk not in wanted and a.pk not in created]
     if others:
         wanted.update(EventLink.objects.filter(appointment_id__in=others).exclude(event_id="")
                       .values_list("appointment_id", flat=True))

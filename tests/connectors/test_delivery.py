@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.conf import Conf
 
@@ -303,17 +305,22 @@ def test_coalescing_never_skips_an_update_another_worker_holds(receiver, monkeyp
 
 
 def test_a_clients_last_use_is_written_at_most_once_a_minute(receiver):
+    """Each request reads its client with the key check; within the minute no UPDATE is sent."""
     hook(receiver)
     client, _ = services.api_client_create(name="ERP", source_apps=["BCPROD"])
     events_accept(client=client, events=[IncomingEvent("e1", "create", T0, samples.appointment())])
     client.refresh_from_db()
     first = client.last_used_at
     assert first is not None
-    events_accept(client=client, events=[IncomingEvent("e2", "update", T0, samples.appointment())])
+    with CaptureQueriesContext(connection) as queries:
+        events_accept(client=client, events=[
+            IncomingEvent("e2", "update", T0, samples.appointment())])
+    assert not [q for q in queries if "connectors_apiclient" in q["sql"]]
     client.refresh_from_db()
     assert client.last_used_at == first
     client.__class__.objects.filter(pk=client.pk).update(
         last_used_at=first - timedelta(minutes=2))
+    client.refresh_from_db()  # as the next request's key check reads it
     events_accept(client=client, events=[IncomingEvent("e3", "update", T0, samples.appointment())])
     client.refresh_from_db()
     assert client.last_used_at > first

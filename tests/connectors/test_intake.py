@@ -98,6 +98,20 @@ def test_updates_cost_the_same_few_statements_for_one_or_many_events(hooks):
 
 
 @pytest.mark.django_db
+def test_only_a_stored_appointment_is_looked_up_for_outlook_events(hooks):
+    """An appointment created by the request cannot have events in Outlook yet."""
+    guid = str(uuid.uuid4())
+
+    def link_reads(action: str, minutes: int) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            events_accept(client=None, events=[event(guid, action, minutes)])
+        return sum("exchange_sync_eventlink" in q["sql"] for q in queries)
+
+    assert link_reads("create", 0) == 0
+    assert link_reads("update", 5) == 1
+
+
+@pytest.mark.django_db
 def test_json_documents_are_bulk_inserted_as_values_not_unnest(hooks):
     """On PostgreSQL, Django would bulk-insert through UNNEST of array literals, which psycopg
     quotes with a Python regex per escaped character (BulkJSONField)."""
