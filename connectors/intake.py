@@ -28,7 +28,7 @@ from .models import (
     Connector,
     Dispatch,
 )
-from .rows import update_rows
+from .rows import insert_rows, update_rows
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,8 @@ class _Batch:
         new = [Appointment(guid=guid, created_at=now, updated_at=now, **_appointment_fields(
             self.events[i].appointment, self.events[i].occurred_at, self.events[i].action))
             for guid, i in creating.items()]
-        for appointment in Appointment.objects.bulk_create(new):
+        insert_rows(new)
+        for appointment in new:
             found[appointment.guid] = appointment
         return found, set(creating.values())
 
@@ -189,13 +190,14 @@ class _Batch:
              for pk, number in sorted(resources)],
             ignore_conflicts=True,
         )
-        AppointmentEvent.objects.bulk_create(stored)
-        dispatches = Dispatch.objects.bulk_create(
+        insert_rows(stored)
+        dispatches = [
             Dispatch(event=record, appointment=record.appointment, connector_id=connector_id,
                      action=record.action, payload=record.payload, next_attempt_at=now)
             for record, connector_ids in zip(stored, targets, strict=True)
             for connector_id in connector_ids
-        )
+        ]
+        insert_rows(dispatches)
         ids = iter(d.pk for d in dispatches)
         for outcome in outcomes:
             outcome.dispatch_ids = [next(ids) for _ in range(outcome.dispatches)]

@@ -1,4 +1,5 @@
-"""connectors.rows: UPDATEs giving each row its own values (instead of Django's bulk_update)."""
+"""connectors.rows: UPDATEs giving each row its own values (instead of Django's bulk_update),
+and INSERTs of many rows (COPY on PostgreSQL, bulk_create elsewhere)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from connectors.models import Appointment
-from connectors.rows import update_rows
+from connectors.models import Appointment, AppointmentEvent
+from connectors.rows import COPY_FROM, insert_rows, update_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -64,4 +65,48 @@ def test_rows_are_split_by_the_databases_parameter_limit(monkeypatch):
 def test_nothing_to_update_runs_no_statement():
     with CaptureQueriesContext(connection) as queries:
         update_rows([], FIELDS)
+    assert len(queries) == 0
+
+
+def new_appointments(count: int) -> list[Appointment]:
+    return [Appointment(
+        guid=uuid.uuid4(), source_app="BCPROD", state_at=T0 + timedelta(minutes=n),
+        appointment_id=None if n % 2 else n, job_no=f"J-{n} 'quoted' \\ ü\ttab\nline",
+        data={"subject": f'"{n}" said \'hi\' \\ ü', "nested": {"n": n, "none": None},
+              "list": [1.5, True, None]},
+        deleted=n % 3 == 0,
+    ) for n in range(count)]
+
+
+@pytest.mark.parametrize("count", [3, COPY_FROM + 5])
+def test_inserted_rows_get_ascending_ids_and_read_back_as_given(count):
+    rows = new_appointments(count)
+    given = [(r.guid, r.appointment_id, r.job_no, r.data, r.state_at, r.deleted) for r in rows]
+    insert_rows(rows)
+    ids = [row.pk for row in rows]
+    assert all(ids) and ids == sorted(ids) and len(set(ids)) == count
+    assert all(not row._state.adding for row in rows)
+    assert all(row.created_at is not None for row in rows)  # the fields' pre_save ran
+    back = {a.pk: a for a in Appointment.objects.filter(pk__in=ids)}
+    assert [(back[pk].guid, back[pk].appointment_id, back[pk].job_no, back[pk].data,
+             back[pk].state_at, back[pk].deleted) for pk in ids] == given
+    Appointment.objects.create(guid=uuid.uuid4(), source_app="BCPROD", state_at=T0)
+    assert Appointment.objects.order_by("pk").last().pk > max(ids)  # the sequence moved on
+
+
+def test_inserted_rows_take_foreign_keys_from_instances_saved_since():
+    appointments = new_appointments(COPY_FROM)
+    events = [AppointmentEvent(event_id=f"e{n}", action="create", occurred_at=T0,
+                               received_at=T0, appointment=a, payload={"n": n})
+              for n, a in enumerate(appointments)]  # built before the appointments have ids
+    insert_rows(appointments)
+    insert_rows(events)
+    stored_events = AppointmentEvent.objects.filter(pk__in=[e.pk for e in events])
+    assert {(e.event_id, e.appointment_id) for e in stored_events} == {
+        (f"e{n}", a.pk) for n, a in enumerate(appointments)}
+
+
+def test_inserting_nothing_runs_no_statement():
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows([])
     assert len(queries) == 0
