@@ -26,6 +26,7 @@ from .dispatches import (
     DispatchSerializer,
     dispatches_for,
 )
+from .fastpath import validated_events
 from .parsers import LimitedJSONParser
 from .permissions import CanViewDispatches, IsApiClient
 from .schema import (
@@ -100,13 +101,14 @@ class AppointmentEventsView(ApiView):
                 raise ValidationError(
                     f"At most {MAX_EVENTS} events per request; this one has {len(data)}."
                 )
-            serializer = EventSerializer(data=data, many=True)
-        elif isinstance(data, dict):
-            serializer = EventSerializer(data=data)
-        else:
+        elif not isinstance(data, dict):
             raise ValidationError("Send one event object or a JSON array of them.")
-        serializer.is_valid(raise_exception=True)
-        items = serializer.validated_data if isinstance(data, list) else [serializer.validated_data]
+        items = validated_events(data if isinstance(data, list) else [data])
+        if items is None:  # not all plainly well formed: the serializer decides (and explains)
+            serializer = EventSerializer(data=data, many=isinstance(data, list))
+            serializer.is_valid(raise_exception=True)
+            validated = serializer.validated_data
+            items = validated if isinstance(data, list) else [validated]
         events = [incoming_event(item) for item in items]
         return self.accept(events, indexed=isinstance(data, list), field="appointment.source_app")
 
