@@ -5,20 +5,22 @@
   each): 500 appointments of 10 fields took ~1.5 s to build, far more than the database takes
   to run it. Here the `CASE id WHEN … THEN … END` is written directly, with the ids (integers)
   inline and the values as parameters prepared by their fields, as Django would.
-- INSERTs of many rows (`insert_rows`). On PostgreSQL Django binds parameters on the client:
-  psycopg finds each of the thousands of `%s` of a multi-row INSERT with a regex and quotes
-  each value in Python, ~40 % of a 500-event post. `COPY … FROM STDIN` sends the rows in
-  PostgreSQL's copy format, written by psycopg in C. COPY returns no ids, so they are taken
-  from the table's sequence first.
+- On PostgreSQL, many rows (COPY_FROM or more) go through COPY. Django binds parameters on the
+  client there: psycopg finds each of the thousands of `%s` of a multi-row statement with a
+  regex and quotes each value in Python, ~40 % of a 500-event post. `COPY … FROM STDIN` sends
+  the rows in PostgreSQL's copy format, written by psycopg in C. `insert_rows` takes the new
+  rows' ids from the table's sequence first (COPY returns none); `update_rows` COPYs the new
+  values into a temporary table and runs one `UPDATE … FROM` it.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import Field, Model
 from django.db.models.expressions import RawSQL
 from django.db.models.fields import AutoFieldMixin
@@ -61,8 +63,12 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
     if not objs:
         return
     model = type(objs[0])
+    db = _database()
+    if db.vendor == "postgresql" and len(objs) >= COPY_FROM:
+        _copy_update(db, model, objs, [_field(model, name) for name in fields])
+        return
     attnames = {name: _field(model, name).attname for name in fields}
-    limit = _database().features.max_query_params
+    limit = db.features.max_query_params
     size = max(1, limit // len(fields)) if limit else len(objs)
     for start in range(0, len(objs), size):
         batch = objs[start:start + size]
@@ -71,6 +77,29 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
             for name, attname in attnames.items()
         })
 
+
+
+def _copy_update(db: Any, model: type[Model], objs: Sequence[Model], fields: list[Field]) -> None:
+    """PostgreSQL: the rows' new values COPYed into a temporary table of those columns, then
+    one UPDATE … FROM it (the same values `update_rows` writes, prepared by their fields)."""
+    meta = model._meta
+    pk = meta.pk
+    assert pk is not None
+    quote = db.ops.quote_name
+    table, key = quote(meta.db_table), quote(pk.column)
+    staging = quote(f"rows_update_{uuid.uuid4().hex}")
+    columns = ", ".join(quote(field.column) for field in [pk, *fields])
+    sets = ", ".join(f"{quote(f.column)} = s.{quote(f.column)}" for f in fields)
+    prepared = [(field.attname, _preparer(field, db)) for field in fields]
+    with transaction.atomic(using=db.alias), db.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS "
+                       f"SELECT {columns} FROM {table} WITH NO DATA")
+        with cursor.cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            for obj in objs:
+                copy.write_row([obj.pk, *(prepare(getattr(obj, attname))
+                                          for attname, prepare in prepared)])
+        cursor.execute(f"UPDATE {table} SET {sets} FROM {staging} s WHERE {table}.{key} = s.{key}")
+        cursor.execute(f"DROP TABLE {staging}")
 
 def insert_rows(objs: Sequence[Model]) -> None:
     """What `bulk_create(objs)` does for new instances of one model (their primary keys set,

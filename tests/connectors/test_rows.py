@@ -19,6 +19,11 @@ T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 FIELDS = ["appointment_id", "job_no", "data", "state_at", "deleted", "updated_at"]
 
 
+def copies(count: int) -> bool:
+    """Whether rows.py takes the COPY path for this many rows here."""
+    return connection.vendor == "postgresql" and count >= COPY_FROM
+
+
 def appointments(count: int) -> list[Appointment]:
     return [Appointment.objects.create(guid=uuid.uuid4(), source_app="BCPROD", state_at=T0,
                                        data={"subject": "old"}) for _ in range(count)]
@@ -40,16 +45,26 @@ def stored(ids) -> dict[int, tuple]:
             for row in Appointment.objects.filter(pk__in=ids)}
 
 
-def test_each_row_gets_its_own_values_of_every_field():
-    rows = appointments(5)
+@pytest.mark.parametrize("count", [5, COPY_FROM + 5])  # PostgreSQL: CASE, then COPY
+def test_each_row_gets_its_own_values_of_every_field(count):
+    rows = appointments(count)
     untouched = appointments(1)[0]
+    wanted = change(rows)
+    with CaptureQueriesContext(connection) as queries:
+        update_rows(rows, FIELDS)
+    assert stored(wanted) == wanted
+    assert any("rows_update_" in q["sql"] for q in queries) == copies(count)
+    untouched.refresh_from_db()
+    assert untouched.data == {"subject": "old"} and untouched.state_at == T0
+
+
+def test_a_few_rows_are_one_statement():
+    rows = appointments(5)
     wanted = change(rows)
     with CaptureQueriesContext(connection) as queries:
         update_rows(rows, FIELDS)
     assert len(queries) == 1
     assert stored(wanted) == wanted
-    untouched.refresh_from_db()
-    assert untouched.data == {"subject": "old"} and untouched.state_at == T0
 
 
 def test_rows_are_split_by_the_databases_parameter_limit(monkeypatch):
@@ -82,7 +97,9 @@ def new_appointments(count: int) -> list[Appointment]:
 def test_inserted_rows_get_ascending_ids_and_read_back_as_given(count):
     rows = new_appointments(count)
     given = [(r.guid, r.appointment_id, r.job_no, r.data, r.state_at, r.deleted) for r in rows]
-    insert_rows(rows)
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(rows)
+    assert any("nextval" in q["sql"] for q in queries) == copies(count)
     ids = [row.pk for row in rows]
     assert all(ids) and ids == sorted(ids) and len(set(ids)) == count
     assert all(not row._state.adding for row in rows)
