@@ -141,19 +141,40 @@ def insert_rows(objs: Sequence[Model]) -> None:
         obj._state.db = db.alias
 
 
+# Values PostgreSQL takes as they are, by field class: what Django's preparation returns for
+# a value of exactly that type there (CharField.to_python returns a str as it is; int() and
+# bool() of an int and a bool; a native uuid column; an aware datetime unchanged).
+_AS_THEY_ARE: tuple[tuple[type[Field], tuple[type, ...]], ...] = (
+    (models.CharField, (str,)), (models.TextField, (str,)),
+    (models.IntegerField, (int,)), (models.AutoField, (int,)), (models.BigAutoField, (int,)),
+    (models.BooleanField, (bool,)), (models.UUIDField, (uuid.UUID,)),
+)
+
+
 def _preparer(field: Field, db: Any) -> Callable[[Any], Any]:
-    """`field.get_db_prep_save(value, db)` as a function of the value, on PostgreSQL. An aware
-    datetime is passed on as it is: what DateTimeField's preparation returns for one there, at
-    a tenth of the cost (its checks and conversions are a third of a 500-event COPY)."""
+    """`field.get_db_prep_save(value, db)` as a function of the value, on PostgreSQL. A value
+    of its field's natural type (and an aware datetime, and None in a nullable column) is
+    passed on as it is, which is what that preparation returns there, at a tenth of the cost:
+    Django's checks and conversions were half of the time of a 500-event COPY."""
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+
     def prepare(value: Any) -> Any:
         return field.get_db_prep_save(value, db)
 
-    if not isinstance(field, models.DateTimeField):
+    if isinstance(target, models.DateTimeField):
+        def prepare_datetime(value: Any) -> Any:
+            if type(value) is datetime and value.tzinfo is not None:
+                return value
+            return None if value is None and field.null else prepare(value)
+
+        return prepare_datetime
+    natural = next((types for cls, types in _AS_THEY_ARE if isinstance(target, cls)), None)
+    if natural is None:
         return prepare
 
-    def prepare_datetime(value: Any) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is not None:
+    def prepare_plain(value: Any) -> Any:
+        if type(value) in natural:
             return value
-        return prepare(value)
+        return None if value is None and field.null else prepare(value)
 
-    return prepare_datetime
+    return prepare_plain
