@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -94,7 +95,7 @@ def _copy_update(db: Any, model: type[Model], objs: Sequence[Model], fields: lis
     with transaction.atomic(using=db.alias), db.cursor() as cursor:
         cursor.execute(f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS "
                        f"SELECT {columns} FROM {table} WITH NO DATA")
-        with cursor.cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+        with _copy(db, cursor, f"COPY {staging} ({columns}) FROM STDIN") as copy:
             for obj in objs:
                 copy.write_row([obj.pk, *(prepare(getattr(obj, attname))
                                           for attname, prepare in prepared)])
@@ -132,13 +133,22 @@ def insert_rows(objs: Sequence[Model]) -> None:
             [new_id, *(prepare(field.pre_save(obj, True)) for field, prepare in prepared)]
             for obj, new_id in zip(objs, ids, strict=True)
         ]
-        with cursor.cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
+        with _copy(db, cursor, f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
     for obj, new_id in zip(objs, ids, strict=True):
         obj.pk = new_id
         obj._state.adding = False
         obj._state.db = db.alias
+
+
+@contextmanager
+def _copy(db: Any, cursor: Any, sql: str) -> Iterator[Any]:
+    """psycopg's COPY on Django's cursor, its errors turned into Django's as for any query
+    (an IntegrityError of a racing request, an OperationalError of a lost server: the callers
+    and the API's error handler know those, not psycopg's own)."""
+    with db.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        yield copy
 
 
 # Values PostgreSQL takes as they are, by field class: what Django's preparation returns for

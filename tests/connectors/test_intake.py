@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from connectors.intake import IncomingEvent, events_accept
 from connectors.models import ApiClient, Appointment, AppointmentEvent, Connector, Dispatch
+from connectors.rows import COPY_FROM
 from connectors.services import api_client_create, connector_save
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -150,19 +151,20 @@ def test_a_connector_whose_secret_cannot_be_read_does_not_stop_intake(hooks):
     "shared in-memory database; CI's second pass runs it)",
 )
 @pytest.mark.django_db(transaction=True)
-def test_two_requests_racing_with_the_same_event_id_store_it_once(hooks):
+@pytest.mark.parametrize("count", [1, COPY_FROM + 5])  # one INSERT; COPY
+def test_two_requests_racing_with_the_same_event_id_store_it_once(hooks, count):
     api_client_create(name="B", source_apps=["BCPROD"])
     client = ApiClient.objects.get()
-    guid = str(uuid.uuid4())
+    guids = [str(uuid.uuid4()) for _ in range(count)]
     barrier = threading.Barrier(2)
     results: list[str] = []
 
     def post() -> None:
         try:
             barrier.wait(timeout=10)
-            [outcome] = events_accept(client=client, events=[
-                event(guid, "create", 0, event_id="same")])
-            results.append(outcome.status)
+            outcomes = events_accept(client=client, events=[
+                event(guid, "create", 0, event_id=f"same-{n}") for n, guid in enumerate(guids)])
+            results.extend(outcome.status for outcome in outcomes)
         finally:
             connections.close_all()
 
@@ -171,6 +173,6 @@ def test_two_requests_racing_with_the_same_event_id_store_it_once(hooks):
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(results) == ["accepted", "duplicate"]
-    assert AppointmentEvent.objects.count() == 1
-    assert Dispatch.objects.count() == 2
+    assert sorted(results) == ["accepted"] * count + ["duplicate"] * count
+    assert AppointmentEvent.objects.count() == count
+    assert Dispatch.objects.count() == 2 * count

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from connectors.models import Appointment, AppointmentEvent
@@ -152,3 +152,12 @@ def test_copy_prepares_every_value_as_django_would():
             # matter for binding parameters, not for COPY's text).
             assert str(prepared) == str(expected), field
             assert isinstance(prepared, type(expected)) or isinstance(expected, type(prepared))
+
+
+def test_a_conflicting_row_raises_djangos_integrity_error_and_inserts_nothing():
+    """What the intake's race handling catches (COPY's error is psycopg's own otherwise)."""
+    appointments = new_appointments(COPY_FROM + 5)
+    appointments[-1].guid = appointments[0].guid  # the GUID is unique
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(appointments)
+    assert not Appointment.objects.exists()
