@@ -28,7 +28,7 @@ from .models import (
     Connector,
     Dispatch,
 )
-from .rows import insert_rows, update_rows
+from .rows import JsonTexts, insert_rows, update_rows
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,8 @@ class _Batch:
         self.events = events
         self.locked = locked
         self.connectors: dict[tuple[str, str, str], list[int]] = {}
+        # An event's appointment is stored three times (state, event, dispatches): one text.
+        self.texts = JsonTexts()
 
     def _connector_ids(self, values: dict[str, Any], action: str) -> list[int]:
         key = (values["source_app"], values["source_type"], action)
@@ -144,7 +146,7 @@ class _Batch:
         new = [Appointment(guid=guid, created_at=now, updated_at=now, **_appointment_fields(
             self.events[i].appointment, self.events[i].occurred_at, self.events[i].action))
             for guid, i in creating.items()]
-        insert_rows(new)
+        insert_rows(new, texts=self.texts)
         for appointment in new:
             found[appointment.guid] = appointment
         return found, set(creating.values())
@@ -190,14 +192,14 @@ class _Batch:
              for pk, number in sorted(resources)],
             ignore_conflicts=True,
         )
-        insert_rows(stored)
+        insert_rows(stored, texts=self.texts)
         dispatches = [
             Dispatch(event=record, appointment=record.appointment, connector_id=connector_id,
                      action=record.action, payload=record.payload, next_attempt_at=now)
             for record, connector_ids in zip(stored, targets, strict=True)
             for connector_id in connector_ids
         ]
-        insert_rows(dispatches)
+        insert_rows(dispatches, texts=self.texts)
         ids = iter(d.pk for d in dispatches)
         for outcome in outcomes:
             outcome.dispatch_ids = [next(ids) for _ in range(outcome.dispatches)]

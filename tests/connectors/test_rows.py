@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from connectors.models import Appointment, AppointmentEvent
-from connectors.rows import COPY_FROM, insert_rows, update_rows
+from connectors.rows import COPY_FROM, JsonTexts, insert_rows, update_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -161,3 +161,19 @@ def test_a_conflicting_row_raises_djangos_integrity_error_and_inserts_nothing():
     with pytest.raises(IntegrityError), transaction.atomic():
         insert_rows(appointments)
     assert not Appointment.objects.exists()
+
+
+def test_json_objects_shared_by_rows_are_stored_alike_in_each():
+    appointments = new_appointments(COPY_FROM)
+    payloads: list[object] = [a.data for a in appointments]  # the same objects, stored twice
+    payloads[1] = ["a", {"list": True}]
+    payloads[2] = "a JSON string"
+    texts = JsonTexts()
+    insert_rows(appointments, texts=texts)
+    events = [AppointmentEvent(event_id=f"e{n}", action="create", occurred_at=T0,
+                               received_at=T0, appointment=a, payload=payload)
+              for n, (a, payload) in enumerate(zip(appointments, payloads, strict=True))]
+    insert_rows(events, texts=texts)
+    back = {e.event_id: (e.payload, e.appointment.data)
+            for e in AppointmentEvent.objects.select_related("appointment")}
+    assert back == {f"e{n}": (payloads[n], a.data) for n, a in enumerate(appointments)}
