@@ -259,7 +259,7 @@ def _accept(
     known = set(
         AppointmentEvent.objects.filter(
             client=client, event_id__in=[e.event_id for e in events]
-        ).values_list("event_id", flat=True)
+        ).order_by().values_list("event_id", flat=True)  # a set: no sort by the model's order
     ) if client is not None else set()
     fresh: list[IncomingEvent] = []
     seen: set[str] = set()
