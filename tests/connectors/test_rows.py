@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from connectors.models import Appointment, AppointmentEvent
@@ -177,3 +177,26 @@ def test_json_objects_shared_by_rows_are_stored_alike_in_each():
     back = {e.event_id: (e.payload, e.appointment.data)
             for e in AppointmentEvent.objects.select_related("appointment")}
     assert back == {f"e{n}": (payloads[n], a.data) for n, a in enumerate(appointments)}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's (CI's second "
+                    "pass runs it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_the_server_refuses_raises_djangos_operational_error():
+    """The API answers Django's OperationalError with 503; psycopg's own would be a 500."""
+    import psycopg
+
+    settings = connection.settings_dict
+    other = psycopg.connect(host=settings["HOST"] or None, port=settings["PORT"] or None,
+                            user=settings["USER"] or None, password=settings["PASSWORD"] or None,
+                            dbname=settings["NAME"])
+    try:
+        other.execute("BEGIN")
+        other.execute("LOCK TABLE connectors_appointment IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(OperationalError), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '100ms'")
+            insert_rows(new_appointments(COPY_FROM))
+    finally:
+        other.close()
+    assert not Appointment.objects.exists()
