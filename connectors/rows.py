@@ -81,7 +81,6 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
         })
 
 
-
 def _copy_update(db: Any, model: type[Model], objs: Sequence[Model], fields: list[Field]) -> None:
     """PostgreSQL: the rows' new values COPYed into a temporary table of those columns, then
     one UPDATE … FROM it (the same values `update_rows` writes, prepared by their fields)."""
@@ -95,7 +94,7 @@ def _copy_update(db: Any, model: type[Model], objs: Sequence[Model], fields: lis
     sets = ", ".join(f"{quote(f.column)} = s.{quote(f.column)}" for f in fields)
     prepared = [(field.attname, _preparer(field, db)) for field in fields]
     with transaction.atomic(using=db.alias), db.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS "
+        cursor.execute(f"CREATE TEMPORARY TABLE {staging} AS "
                        f"SELECT {columns} FROM {table} WITH NO DATA")
         with _copy(db, cursor, f"COPY {staging} ({columns}) FROM STDIN") as copy:
             for obj in objs:
