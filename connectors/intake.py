@@ -25,10 +25,10 @@ from .models import (
     Appointment,
     AppointmentEvent,
     AppointmentResource,
-    Connector,
     Dispatch,
 )
 from .rows import JsonTexts, insert_rows, update_rows
+from .sql import first_column, placeholders
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,13 @@ def matching_connectors(source_app: str, source_type: str, action: str) -> list[
     """The ids of the enabled connectors of the source app (and source type) whose CRUD types
     include the action. Quarantined connectors match too: their dispatches wait for "resume".
     Ids only: matching never reads (and so never decrypts) a connector's secrets."""
-    return list(
-        Connector.objects.filter(enabled=True, source_app=source_app)
-        .filter(Q(source_type="") | Q(source_type=source_type))
-        .filter(crud_types__contains=action)
-        .order_by("pk")
-        .values_list("pk", flat=True)
+    # Connector.objects.filter(enabled=True, source_app=source_app)
+    #   .filter(Q(source_type="") | Q(source_type=source_type))
+    #   .filter(crud_types__contains=action).order_by("pk"), as SQL (connectors/sql.py).
+    return first_column(
+        "SELECT id FROM connectors_connector WHERE enabled AND source_app = %s"
+        " AND (source_type = '' OR source_type = %s) AND crud_types LIKE %s ORDER BY id",
+        [source_app, source_type, f"%{action}%"],  # codes are words, none inside another
     )
 
 
@@ -256,11 +257,11 @@ def _accept(
 ) -> list[EventOutcome]:
     """events_accept's work inside its transaction. `together`: one _Batch for all new events
     (raises IntegrityError when it loses a race); else one savepoint per event."""
-    known = set(
-        AppointmentEvent.objects.filter(
-            client=client, event_id__in=[e.event_id for e in events]
-        ).order_by().values_list("event_id", flat=True)  # a set: no sort by the model's order
-    ) if client is not None else set()
+    ids = list({e.event_id for e in events})
+    known = set(first_column(  # as SQL: connectors/sql.py
+        "SELECT event_id FROM connectors_appointmentevent WHERE client_id = %s"
+        f" AND event_id IN ({placeholders(len(ids))})", [client.pk, *ids],
+    )) if client is not None else set()
     fresh: list[IncomingEvent] = []
     seen: set[str] = set()
     for event in events:
