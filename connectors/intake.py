@@ -261,7 +261,7 @@ def _accept(
     known = set(first_column(  # as SQL: connectors/sql.py
         "SELECT event_id FROM connectors_appointmentevent WHERE client_id = %s"
         f" AND event_id IN ({placeholders(len(ids))})", [client.pk, *ids],
-    )) if client is not None else set()
+    )) if client is not None and ids else set()
     fresh: list[IncomingEvent] = []
     seen: set[str] = set()
     for event in events:

@@ -137,6 +137,15 @@ def test_a_repeated_event_id_in_one_request_is_a_duplicate(hooks):
 
 
 @pytest.mark.django_db
+def test_no_events_store_nothing_and_send_no_statement(hooks):
+    client, _ = api_client_create(name="B", source_apps=["BCPROD"])
+    with CaptureQueriesContext(connection) as queries:
+        assert events_accept(client=client, events=[]) == []
+    assert not [q for q in queries if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT",
+                                                                 "RELEASE"))]
+
+
+@pytest.mark.django_db
 def test_a_connector_whose_secret_cannot_be_read_does_not_stop_intake(hooks):
     with connection.cursor() as cursor:  # encrypted with a key that is no longer configured
         cursor.execute("UPDATE connectors_connector SET password = %s WHERE id = %s",
